@@ -1,0 +1,45 @@
+# The commands people, CI and the pipeline run. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+REQUIREMENTS := $(wildcard requirements/*.txt backend/requirements.txt compressor/requirements.txt loadtests/requirements.txt)
+PYTEST_ARGS ?=
+
+.PHONY: help up down reset logs test lint format venv reset-venv
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): $(REQUIREMENTS) scripts/bootstrap.sh
+	@scripts/bootstrap.sh
+
+venv: $(STAMP) ## Create .venv and install the pinned dependencies (done by every target on first use)
+
+up: $(STAMP) ## Run the whole app locally at http://127.0.0.1:8000 (Ctrl-C stops it)
+	@$(PY) -m devstack up
+
+down: $(STAMP) ## Stop what `make up` started (from another terminal, or after a crash)
+	@$(PY) -m devstack down
+
+reset: $(STAMP) ## Stop the local stack and wipe .local/ (database, objects, keys)
+	@$(PY) -m devstack reset
+
+logs: ## Follow the logs of the local stack's services
+	@mkdir -p .local/logs && touch .local/logs/api.log && tail -n 50 -F .local/logs/*.log
+
+lint: $(STAMP) ## ruff (lint + format check)
+	@echo "==> ruff check"; $(VENV)/bin/ruff check .
+	@echo "==> ruff format --check"; $(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## Fix what ruff can fix and format the code
+	@$(VENV)/bin/ruff check --fix . ; $(VENV)/bin/ruff format .
+
+test: $(STAMP) lint ## Lint, then every test (starts its own PostgreSQL and S3 on free ports)
+	@echo "==> pytest"
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+reset-venv: ## Delete .venv (the next command re-creates it)
+	rm -rf $(VENV)

@@ -1,0 +1,75 @@
+"""Dependencies the routes declare: settings, a session, the URL builder, the caller."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.errors import Unauthorized
+from app.core.security import InvalidToken, decode_access_token
+from app.crud import users
+from app.models import User
+from app.services.media_urls import MediaUrlBuilder
+
+_bearer = HTTPBearer(auto_error=False, description="The access_token from POST /api/v1/auth/login/")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+def get_urls(request: Request) -> MediaUrlBuilder:
+    return request.app.state.urls  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+UrlsDep = Annotated[MediaUrlBuilder, Depends(get_urls)]
+
+
+async def _user_from_token(
+    session: SessionDep, settings: SettingsDep, credentials: HTTPAuthorizationCredentials | None
+) -> User | None:
+    if credentials is None:
+        return None
+    try:
+        user_id: uuid.UUID = decode_access_token(credentials.credentials, settings)
+    except InvalidToken:
+        raise Unauthorized("Invalid or expired token; log in again") from None
+    user = await users.get(session, user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("Invalid or expired token; log in again")
+    return user
+
+
+async def optional_user(
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User | None:
+    """The caller, or None when anonymous. A bad token is 401, never silently anonymous."""
+    if credentials is None and "authorization" in request.headers:
+        raise Unauthorized("Malformed Authorization header; send 'Bearer <token>'")
+    return await _user_from_token(session, settings, credentials)
+
+
+async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+    if user is None:
+        raise Unauthorized("Not authenticated; log in and send 'Authorization: Bearer <token>'")
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+CurrentUser = Annotated[User, Depends(current_user)]

@@ -1,0 +1,103 @@
+"""The service's settings: read from the environment once, in one place, by the names the stack provides."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+LOCAL_DEV_SECRET = "local-development-only-secret-key-change-me"  # noqa: S105 - refused outside APP_ENV=local
+
+
+class Settings(BaseSettings):
+    """Every setting of the backend (API, migrations, event worker). See the README for the table."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    APP_ENV: Literal["local", "aws"] = "local"
+    SECRET_KEY: SecretStr | None = None
+    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=60 * 24, ge=1, le=60 * 24 * 30)
+    JWT_ALGORITHM: Literal["HS256", "HS384", "HS512"] = "HS256"
+    PASSWORD_MIN_LENGTH: int = Field(default=8, ge=8)
+
+    # Database: DATABASE_URL wins; otherwise the POSTGRES_* variables the stack maps from its secret.
+    DATABASE_URL: str | None = None
+    POSTGRES_HOST: str = "127.0.0.1"
+    POSTGRES_PORT: int = 5432
+    POSTGRES_USER: str = "yoctogram"
+    POSTGRES_PASSWORD: SecretStr = SecretStr("")
+    POSTGRES_DB: str = "yoctogram"
+    DB_POOL_SIZE: int = Field(default=5, ge=1, le=100)
+    DB_MAX_OVERFLOW: int = Field(default=5, ge=0, le=100)
+    DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
+    DB_STATEMENT_TIMEOUT_MS: int = Field(default=10_000, ge=0)
+
+    # Images (DESIGN.md "Images" and "URLs").
+    PUBLIC_IMAGES_BUCKET: str = "yoctogram-public-images"
+    PRIVATE_IMAGES_BUCKET: str = "yoctogram-private-images"
+    AWS_DEFAULT_REGION: str = "us-west-2"
+    AWS_ENDPOINT_URL: str | None = None
+    EVENT_QUEUE_URL: str | None = None
+    MEDIA_BASE_URL: str = "http://127.0.0.1:8000"
+    MEDIA_SIGNING_KEY_ID: str = ""
+    MEDIA_SIGNING_PRIVATE_KEY: SecretStr | None = None
+    MEDIA_URL_WINDOW_SECONDS: int = Field(default=3600, ge=60)
+    MAX_UPLOAD_BYTES: int = Field(default=10 * 1024 * 1024, ge=1)
+    UPLOAD_URL_EXPIRES_SECONDS: int = Field(default=300, ge=10, le=3600)
+    PENDING_MAX_AGE_HOURS: int = Field(default=24, ge=1)
+
+    # HTTP.
+    FORWARD_FACING_NAME: str = "127.0.0.1:8000"
+    WEB_CONCURRENCY: int = Field(default=2, ge=1, le=64)
+    FRONTEND_DIST: str | None = None
+    LOG_LEVEL: str = "INFO"
+
+    @model_validator(mode="after")
+    def _require_production_secrets(self) -> Settings:
+        weak = self.SECRET_KEY is None or len(self.SECRET_KEY.get_secret_value()) < 32
+        if self.APP_ENV != "local" and weak:
+            raise ValueError(
+                "SECRET_KEY must be set (at least 32 characters) when APP_ENV is not 'local'; "
+                "the stack provides it from Secrets Manager"
+            )
+        return self
+
+    @property
+    def secret_key(self) -> str:
+        return self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else LOCAL_DEV_SECRET
+
+    @cached_property
+    def database_url(self) -> URL:
+        """The asyncpg URL to connect to."""
+        if self.DATABASE_URL:
+            url = make_url(self.DATABASE_URL)
+            if url.drivername in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
+                url = url.set(drivername="postgresql+asyncpg")
+            return url
+        return URL.create(
+            "postgresql+asyncpg",
+            username=self.POSTGRES_USER,
+            password=self.POSTGRES_PASSWORD.get_secret_value() or None,
+            host=self.POSTGRES_HOST,
+            port=self.POSTGRES_PORT,
+            database=self.POSTGRES_DB,
+        )
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """Browsers on the site's own origin; locally also http (no TLS on a laptop)."""
+        name = self.FORWARD_FACING_NAME.strip().rstrip("/")
+        if name.startswith(("http://", "https://")):
+            return [name]
+        origins = [f"https://{name}"]
+        if self.APP_ENV == "local":
+            origins.append(f"http://{name}")
+        return origins
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (the entry points call this once)."""
+    return Settings()

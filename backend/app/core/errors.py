@@ -1,0 +1,92 @@
+"""Domain errors and the one place that maps every error to JSON `{"success": false, "detail": ...}`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("app.errors")
+
+
+class DomainError(Exception):
+    """An expected failure with a message meant for the client."""
+
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BadRequest(DomainError):
+    status_code = 400
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class Unprocessable(DomainError):
+    status_code = 422
+
+
+class Unavailable(DomainError):
+    status_code = 503
+
+
+def error_response(
+    status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    return JSONResponse(
+        {"success": False, "detail": detail, **extra}, status_code=status_code, headers=headers
+    )
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
+    errors = []
+    parts = []
+    for error in exc.errors():
+        loc = [str(p) for p in error.get("loc", ()) if p not in ("body",)] or ["body"]
+        where = ".".join(loc)
+        message = str(error.get("msg", "invalid value"))
+        errors.append({"loc": loc, "msg": message, "type": error.get("type")})
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts) or "Invalid request", errors
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as JSON with a reason; no exception text leaks."""
+
+    @app.exception_handler(DomainError)
+    async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return error_response(exc.status_code, exc.detail, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "Not found"
+        return error_response(exc.status_code, detail, dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, errors = _describe_validation(exc)
+        return error_response(422, detail, errors=errors)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "Internal server error; the request id in the logs tells what happened")

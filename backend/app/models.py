@@ -1,0 +1,178 @@
+"""Tables and the API's public shapes (families: XBase / XCreate / X(table=True) / XPublic)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from pydantic import EmailStr, field_validator
+from sqlmodel import Field, SQLModel
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
+
+# Naming convention so Alembic's constraint names are stable and predictable.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC, computed at each call (never at import)."""
+    return datetime.now(UTC)
+
+
+class ImageState(StrEnum):
+    """DESIGN.md: pending -> uploaded -> ready | rejected."""
+
+    PENDING = "pending"
+    UPLOADED = "uploaded"
+    READY = "ready"
+    REJECTED = "rejected"
+
+
+VISIBLE_STATES = (ImageState.UPLOADED.value, ImageState.READY.value)
+
+
+# --- users -------------------------------------------------------------------------------------
+class UserBase(SQLModel):
+    username: str = Field(max_length=32)
+    email: str = Field(max_length=254)
+    bio: str = Field(default="", max_length=500)
+
+
+class UserCreate(SQLModel):
+    """Body of POST /auth/register/."""
+
+    username: str = Field(regex=USERNAME_PATTERN, description="3-32 letters, digits, '_', '.', '-'")
+    email: EmailStr = Field(max_length=254)
+    password: str = Field(min_length=8, max_length=256)
+
+    @field_validator("email")
+    @classmethod
+    def _lower_email(cls, value: str) -> str:
+        return value.strip().lower()
+
+
+class User(UserBase, table=True):
+    __tablename__ = "users"
+    __table_args__ = (
+        # Uniqueness ignores case so "Alice" and "alice" cannot both register.
+        sa.Index("uq_users_username_lower", sa.func.lower(sa.column("username")), unique=True),
+        sa.Index("uq_users_email_lower", sa.func.lower(sa.column("email")), unique=True),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    hashed_password: str = Field(max_length=255)
+    is_active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class UserPublic(SQLModel):
+    """GET /users/me."""
+
+    id: uuid.UUID
+    username: str
+    email: str
+    bio: str
+
+
+class ProfilePublic(SQLModel):
+    """GET /users/profile/{id}."""
+
+    success: bool = True
+    username: str
+    bio: str
+
+
+class LoginRequest(SQLModel):
+    """Body of POST /auth/login/: `username` may also be the email address."""
+
+    username: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class Token(SQLModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+
+
+class Success(SQLModel):
+    success: bool = True
+
+
+# --- images ------------------------------------------------------------------------------------
+class Image(SQLModel, table=True):
+    """One post. The bytes live in S3 under keys derived from `id` and `public` (DESIGN.md)."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        # The anonymous feed: public, visible, newest first (keyset on created_at, id).
+        sa.Index(
+            "ix_images_public_feed",
+            sa.column("created_at").desc(),
+            sa.column("id").desc(),
+            postgresql_where=sa.text("public AND state IN ('uploaded', 'ready')"),
+        ),
+        # One creator's posts (and a member's own private ones), newest first.
+        sa.Index(
+            "ix_images_owner_feed",
+            sa.column("owner_id"),
+            sa.column("created_at").desc(),
+            sa.column("id").desc(),
+            postgresql_where=sa.text("state IN ('uploaded', 'ready')"),
+        ),
+        # The cleanup of pending rows older than a day.
+        sa.Index(
+            "ix_images_pending_created",
+            sa.column("created_at"),
+            postgresql_where=sa.text("state = 'pending'"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", nullable=False)
+    public: bool = Field(nullable=False)
+    # Plain text, not a database enum: a later expand migration can add a state without breaking old code.
+    state: str = Field(default=ImageState.PENDING.value, max_length=16, nullable=False)
+    rejected_reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
+
+    @property
+    def privacy(self) -> str:
+        return "public" if self.public else "private"
+
+    @property
+    def original_key(self) -> str:
+        return f"{self.privacy}/originals/{self.id}"
+
+    @property
+    def rendition_key(self) -> str:
+        return f"{self.privacy}/renditions/{self.id}.webp"
+
+    @property
+    def rejection_marker_key(self) -> str:
+        return f"{self.privacy}/renditions/{self.id}.rejected"
+
+
+class FeedItem(SQLModel):
+    id: uuid.UUID
+    creator: uuid.UUID
+    creator_username: str
+    download_url: str
+    created_at: datetime
+    public: bool
+    state: str
+
+
+class FeedPage(SQLModel):
+    success: bool = True
+    count: int
+    results: list[FeedItem]
+    next_cursor: str | None

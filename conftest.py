@@ -1,0 +1,68 @@
+"""Session-wide services for every test tree: a real PostgreSQL and a real S3 + SQS server on loopback.
+
+Each starts once per test session on a free port, from nothing, with the same code `make up` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.keys import ensure_signing_key
+from devstack.postgres import LocalPostgres, free_port
+from devstack.s3server import S3ServerProcess
+
+# Tests never reach AWS: dummy credentials, a fixed region, and no profile from the developer's machine.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-west-2",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+)
+for leaked in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "DATABASE_URL"):
+    os.environ.pop(leaked, None)
+
+
+@pytest.fixture(scope="session")
+def scratch_dir() -> Iterator[Path]:
+    """A world-traversable scratch folder (the PostgreSQL service account must reach into it)."""
+    path = Path(tempfile.mkdtemp(prefix="yoctogram-tests-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(scratch_dir: Path) -> Iterator[LocalPostgres]:
+    """A real PostgreSQL 16 server, started from nothing for this session."""
+    server = LocalPostgres(root=scratch_dir / "postgres", port=free_port())
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3ServerProcess]:
+    server = S3ServerProcess(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(s3_server: S3ServerProcess) -> str:
+    """The endpoint URL of the session's S3 + SQS server (buckets and queue of DESIGN.md exist)."""
+    return s3_server.endpoint_url
+
+
+@pytest.fixture(scope="session")
+def signing_key(scratch_dir: Path) -> tuple[str, str]:
+    """(private PEM, public PEM) of a media signing key made for this session."""
+    return ensure_signing_key(scratch_dir / "keys")

@@ -1,0 +1,322 @@
+"""The local S3 + SQS server: moto on loopback, with state that survives restarts.
+
+moto keeps everything in memory. This process runs moto's server in a thread and mirrors every
+bucket's objects into a state folder (a manifest plus one blob per object), a second after they
+change and once more on shutdown. On start it restores those objects *before* it applies the bucket
+notifications, so a restore never replays upload events into the queue. Then it (re)applies the
+setup of DESIGN.md: both images buckets, CORS, the event queue and its dead-letter queue, and the
+buckets' notifications of `ObjectCreated` under originals and renditions to that queue.
+
+Run: python -m devstack.s3server --port 8001 --state-dir .local/s3
+It prints one line `READY <endpoint>` when it serves, and stops cleanly on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("devstack.s3server")
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+REGION = "us-west-2"
+EVENT_QUEUE = "yoctogram-events"
+DEAD_LETTER_QUEUE = "yoctogram-events-dlq"
+PREFIXES = ("public/originals/", "public/renditions/", "private/originals/", "private/renditions/")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Names of the local buckets and queues (the same names the app is given)."""
+
+    public_bucket: str = "yoctogram-public-images"
+    private_bucket: str = "yoctogram-private-images"
+    event_queue: str = EVENT_QUEUE
+    dead_letter_queue: str = DEAD_LETTER_QUEUE
+    allowed_origin: str = "*"
+
+    @property
+    def buckets(self) -> tuple[str, str]:
+        return (self.public_bucket, self.private_bucket)
+
+
+def client(service: str, endpoint_url: str) -> Any:
+    """A boto3 client for the local server (dummy credentials, fixed region)."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+    )
+
+
+def queue_url(endpoint_url: str, name: str = EVENT_QUEUE) -> str:
+    """The URL of a local queue (the same form moto returns)."""
+    return f"{endpoint_url}/{ACCOUNT_ID}/{name}"
+
+
+def apply_setup(endpoint_url: str, layout: Layout) -> None:
+    """Create what DESIGN.md needs (idempotent): buckets, CORS, queues, notifications."""
+    s3 = client("s3", endpoint_url)
+    sqs = client("sqs", endpoint_url)
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    for bucket in layout.buckets:
+        if bucket not in existing:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_cors(
+            Bucket=bucket,
+            CORSConfiguration={
+                "CORSRules": [
+                    {
+                        "AllowedMethods": ["POST", "GET", "HEAD"],
+                        "AllowedOrigins": [layout.allowed_origin],
+                        "AllowedHeaders": ["*"],
+                        "MaxAgeSeconds": 3000,
+                    }
+                ]
+            },
+        )
+    dlq_url = sqs.create_queue(QueueName=layout.dead_letter_queue)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events_url = sqs.create_queue(
+        QueueName=layout.event_queue,
+        Attributes={
+            "VisibilityTimeout": "30",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+        },
+    )["QueueUrl"]
+    events_arn = sqs.get_queue_attributes(QueueUrl=events_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    for bucket in layout.buckets:
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "Id": f"objects-{prefix.replace('/', '-').strip('-')}",
+                        "QueueArn": events_arn,
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                    }
+                    for prefix in PREFIXES
+                ]
+            },
+        )
+
+
+class Snapshot:
+    """Mirror of every object on the server in `state_dir` (manifest.json + blobs/)."""
+
+    def __init__(self, state_dir: Path, endpoint_url: str) -> None:
+        self.state_dir = state_dir
+        self.blobs = state_dir / "blobs"
+        self.manifest_path = state_dir / "manifest.json"
+        self.endpoint_url = endpoint_url
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.manifest: dict[str, dict[str, dict[str, Any]]] = self._load()
+
+    def _load(self) -> dict[str, dict[str, dict[str, Any]]]:
+        if not self.manifest_path.exists():
+            return {}
+        try:
+            return dict(json.loads(self.manifest_path.read_text()))
+        except (OSError, json.JSONDecodeError) as error:
+            log.error("unreadable S3 snapshot manifest %s (%s); starting empty", self.manifest_path, error)
+            return {}
+
+    @staticmethod
+    def _blob_name(bucket: str, key: str, etag: str) -> str:
+        return hashlib.sha256(f"{bucket}\0{key}\0{etag}".encode()).hexdigest()
+
+    def restore(self) -> int:
+        """Put every saved object back on the (empty, new) server; return how many."""
+        s3 = client("s3", self.endpoint_url)
+        count = 0
+        for bucket, objects in self.manifest.items():
+            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+                s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+            for key, entry in objects.items():
+                blob = self.blobs / entry["blob"]
+                if not blob.exists():
+                    log.error("snapshot blob of s3://%s/%s is missing; skipped", bucket, key)
+                    continue
+                extra: dict[str, Any] = {"Metadata": entry.get("metadata", {})}
+                for field in ("ContentType", "CacheControl"):
+                    if entry.get(field):
+                        extra[field] = entry[field]
+                s3.put_object(Bucket=bucket, Key=key, Body=blob.read_bytes(), **extra)
+                count += 1
+        # The re-put objects get new ETags only if moto computes them differently; save a fresh view.
+        self.save()
+        return count
+
+    def save(self) -> None:
+        """Write objects that are new or changed since the last save, drop deleted ones."""
+        with self._lock:
+            s3 = client("s3", self.endpoint_url)
+            current: dict[str, dict[str, dict[str, Any]]] = {}
+            for bucket_info in s3.list_buckets().get("Buckets", []):
+                bucket = bucket_info["Name"]
+                known = self.manifest.get(bucket, {})
+                objects: dict[str, dict[str, Any]] = {}
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                    for item in page.get("Contents", []):
+                        key, etag = item["Key"], item["ETag"]
+                        previous = known.get(key)
+                        if previous and previous["etag"] == etag and (self.blobs / previous["blob"]).exists():
+                            objects[key] = previous
+                            continue
+                        try:
+                            got = s3.get_object(Bucket=bucket, Key=key)
+                        except s3.exceptions.NoSuchKey:
+                            continue  # deleted between list and get
+                        blob_name = self._blob_name(bucket, key, etag)
+                        tmp = self.blobs / (blob_name + ".tmp")
+                        tmp.write_bytes(got["Body"].read())
+                        tmp.replace(self.blobs / blob_name)
+                        objects[key] = {
+                            "etag": etag,
+                            "blob": blob_name,
+                            "ContentType": got.get("ContentType"),
+                            "CacheControl": got.get("CacheControl"),
+                            "metadata": got.get("Metadata", {}),
+                        }
+                current[bucket] = objects
+            if current == self.manifest:
+                return
+            tmp_manifest = self.manifest_path.with_suffix(".tmp")
+            tmp_manifest.write_text(json.dumps(current, indent=1, sort_keys=True))
+            tmp_manifest.replace(self.manifest_path)
+            self.manifest = current
+            wanted = {entry["blob"] for objects in current.values() for entry in objects.values()}
+            for blob in self.blobs.iterdir():
+                if blob.name not in wanted:
+                    blob.unlink(missing_ok=True)
+
+
+class S3ServerProcess:
+    """This server as a child process (for the tests and benchmarks)."""
+
+    def __init__(self, port: int, state_dir: Path | None = None) -> None:
+        self.port = port
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        self.state_dir = state_dir
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        args = [
+            sys.executable,
+            "-u",
+            "-m",
+            "devstack.s3server",
+            "--port",
+            str(self.port),
+            "--interval",
+            "0.2",
+        ]
+        if self.state_dir:
+            args += ["--state-dir", str(self.state_dir)]
+        self.process = subprocess.Popen(
+            args,
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        lines = []
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line and self.process.poll() is not None:
+                break
+            lines.append(line)
+            if line.startswith("READY"):
+                return
+        raise RuntimeError("S3 server did not start:\n" + "".join(lines))
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def serve(port: int, state_dir: Path | None, layout: Layout, interval: float = 1.0) -> None:
+    """Run until SIGTERM/SIGINT: restore, set up, print READY, snapshot every `interval` seconds."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    try:
+        server.start()
+    except OSError as error:
+        print(f"ERROR cannot listen on 127.0.0.1:{port}: {error}", flush=True)
+        sys.exit(2)
+    host, bound_port = server.get_host_and_port()
+    endpoint = f"http://{host}:{bound_port}"
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+
+    snapshot = Snapshot(state_dir, endpoint) if state_dir else None
+    restored = snapshot.restore() if snapshot else 0
+    apply_setup(endpoint, layout)
+    print(f"READY {endpoint} restored={restored}", flush=True)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop.wait(interval):
+        if snapshot:
+            try:
+                snapshot.save()
+            except Exception:  # a failed snapshot must not take the server down; retry next tick
+                log.exception("S3 snapshot failed; will retry")
+    if snapshot:
+        snapshot.save()
+    server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--state-dir", type=Path, default=None, help="keep objects here across restarts")
+    parser.add_argument("--public-bucket", default=Layout.public_bucket)
+    parser.add_argument("--private-bucket", default=Layout.private_bucket)
+    parser.add_argument("--allowed-origin", default="*", help="the origin allowed to POST uploads (CORS)")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between snapshots")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("werkzeug", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    layout = Layout(
+        public_bucket=args.public_bucket,
+        private_bucket=args.private_bucket,
+        allowed_origin=args.allowed_origin,
+    )
+    serve(args.port, args.state_dir, layout, args.interval)
+
+
+if __name__ == "__main__":
+    main()

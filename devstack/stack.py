@@ -1,0 +1,471 @@
+"""`make up`: the whole app on one laptop, wired as DESIGN.md describes, stopped by Ctrl-C or `make down`.
+
+Services, in start order: PostgreSQL (embedded, unless DATABASE_URL / POSTGRES_HOST point elsewhere),
+the S3 + SQS server (moto, unless AWS_ENDPOINT_URL points elsewhere), the migrations (once), the API with
+the media gateway and the web client on one origin, the event worker and the compressor dispatcher.
+Every process we start writes its log to `.local/logs/<name>.log` (`make logs` follows them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack import keys
+from devstack.postgres import LocalPostgres, PostgresError, port_in_use
+from devstack.s3server import Layout, queue_url
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+class StackError(RuntimeError):
+    """A problem the user can fix; the message says how."""
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise StackError(f"{name}={raw!r} is not a port number; unset it or give a number.") from None
+
+
+@dataclass
+class StackSettings:
+    """Where things live and listen; every field can be overridden from the environment."""
+
+    local_dir: Path = field(default_factory=lambda: Path(os.environ.get("LOCAL_DIR", PROJECT / ".local")))
+    port: int = field(default_factory=lambda: _env_int("PORT", 8000))
+    s3_port: int = field(default_factory=lambda: _env_int("S3_PORT", 8001))
+    pg_port: int = field(default_factory=lambda: _env_int("LOCAL_PG_PORT", 54329))
+    database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
+    external_postgres: bool = field(default_factory=lambda: bool(os.environ.get("POSTGRES_HOST")))
+    aws_endpoint_url: str | None = field(default_factory=lambda: os.environ.get("AWS_ENDPOINT_URL") or None)
+    layout: Layout = field(
+        default_factory=lambda: Layout(
+            public_bucket=os.environ.get("PUBLIC_IMAGES_BUCKET", Layout.public_bucket),
+            private_bucket=os.environ.get("PRIVATE_IMAGES_BUCKET", Layout.private_bucket),
+        )
+    )
+
+    @property
+    def run_dir(self) -> Path:
+        return self.local_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.local_dir / "logs"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "up.pid"
+
+    @property
+    def children_file(self) -> Path:
+        return self.run_dir / "children.json"
+
+    @property
+    def site_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    description: str
+
+
+class Stack:
+    """Starts the services in order and stops every one of them, whatever happens."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.children: list[Child] = []
+        self.postgres: LocalPostgres | None = None
+        self.app_env: dict[str, str] = {}
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _record_children(self) -> None:
+        pids = {c.name: c.process.pid for c in self.children}
+        self.settings.children_file.write_text(json.dumps(pids))
+
+    def spawn(self, name: str, args: list[str], description: str, env: dict[str, str] | None = None) -> Child:
+        log_path = self.settings.log_dir / f"{name}.log"
+        log_file = log_path.open("ab")
+        log_file.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name} ---\n".encode())
+        log_file.flush()
+        process = subprocess.Popen(
+            args,
+            cwd=PROJECT,
+            env=env or self.app_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: Ctrl-C reaches us, and we stop it in order
+        )
+        log_file.close()
+        child = Child(name, process, log_path, description)
+        self.children.append(child)
+        self._record_children()
+        return child
+
+    def _fail_with_log(self, child: Child, what: str) -> None:
+        tail = child.log_path.read_text(errors="replace").splitlines()[-15:]
+        raise StackError(f"{what}. Last lines of {child.log_path}:\n    " + "\n    ".join(tail))
+
+    # --- services ----------------------------------------------------------------------------
+    def check_ports(self) -> None:
+        s = self.settings
+        wanted = [("the app (PORT)", s.port)]
+        if not s.aws_endpoint_url:
+            wanted.append(("the S3 server (S3_PORT)", s.s3_port))
+        if not (s.database_url or s.external_postgres):
+            wanted.append(("PostgreSQL (LOCAL_PG_PORT)", s.pg_port))
+        for what, port in wanted:
+            if port_in_use(port):
+                hint = "Is `make up` already running? Stop it with `make down`, or "
+                var = what[what.index("(") + 1 : -1]
+                raise StackError(
+                    f"Port {port} for {what} is already in use. {hint}choose another port, "
+                    f"e.g. `{var}={port + 10} make up`."
+                )
+
+    def start_postgres(self) -> dict[str, str]:
+        s = self.settings
+        if s.database_url:
+            say("PostgreSQL: using DATABASE_URL (not starting the embedded server)")
+            return {"DATABASE_URL": s.database_url}
+        if s.external_postgres:
+            say(
+                f"PostgreSQL: using POSTGRES_HOST={os.environ['POSTGRES_HOST']} (not starting the embedded server)"
+            )
+            return {}
+        pg = LocalPostgres(root=s.local_dir / "postgres", port=s.pg_port)
+        first = not pg.initialized
+        say(f"PostgreSQL: {'creating' if first else 'starting'} the embedded server on 127.0.0.1:{s.pg_port}")
+        try:
+            pg.start()
+        except PostgresError as error:
+            raise StackError(str(error)) from None
+        self.postgres = pg
+        return {
+            "POSTGRES_HOST": "127.0.0.1",
+            "POSTGRES_PORT": str(s.pg_port),
+            "POSTGRES_USER": pg.user,
+            "POSTGRES_PASSWORD": pg.password,
+            "POSTGRES_DB": pg.database,
+        }
+
+    def start_s3(self) -> dict[str, str]:
+        s = self.settings
+        common = {
+            "PUBLIC_IMAGES_BUCKET": s.layout.public_bucket,
+            "PRIVATE_IMAGES_BUCKET": s.layout.private_bucket,
+        }
+        if s.aws_endpoint_url:
+            say(f"S3: using AWS_ENDPOINT_URL={s.aws_endpoint_url} (not starting the local S3 server)")
+            return {**common, "AWS_ENDPOINT_URL": s.aws_endpoint_url}
+        say(f"S3 + SQS: starting the local server on 127.0.0.1:{s.s3_port} (objects kept in .local/s3)")
+        child = self.spawn(
+            "s3",
+            [
+                sys.executable,
+                "-u",
+                "-m",
+                "devstack.s3server",
+                "--port",
+                str(s.s3_port),
+                "--state-dir",
+                str(s.local_dir / "s3"),
+                "--public-bucket",
+                s.layout.public_bucket,
+                "--private-bucket",
+                s.layout.private_bucket,
+                "--allowed-origin",
+                s.site_url,
+            ],
+            f"S3 + SQS (moto) at http://127.0.0.1:{s.s3_port}",
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self._wait_for_line(child, "READY", timeout=60)
+        endpoint = f"http://127.0.0.1:{s.s3_port}"
+        return {
+            **common,
+            "AWS_ENDPOINT_URL": endpoint,
+            "EVENT_QUEUE_URL": queue_url(endpoint, s.layout.event_queue),
+        }
+
+    def _wait_for_line(self, child: Child, marker: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if child.process.poll() is not None:
+                self._fail_with_log(child, f"{child.name} exited with code {child.process.returncode}")
+            if marker in child.log_path.read_text(errors="replace").split("starting " + child.name)[-1]:
+                return
+            time.sleep(0.1)
+        self._fail_with_log(child, f"{child.name} was not ready within {timeout:.0f}s")
+
+    def build_app_env(self, db_env: dict[str, str], s3_env: dict[str, str]) -> dict[str, str]:
+        s = self.settings
+        secrets_dir = s.local_dir / "keys"
+        private_pem, _public_pem = keys.ensure_signing_key(secrets_dir)
+        env = {
+            **os.environ,
+            "APP_ENV": "local",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join([str(PROJECT / "backend"), str(PROJECT / "compressor")]),
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-west-2"),
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or keys.ensure_secret_key(secrets_dir),
+            "MEDIA_BASE_URL": s.site_url,
+            "MEDIA_SIGNING_KEY_ID": keys.LOCAL_KEY_ID,
+            "MEDIA_SIGNING_PRIVATE_KEY": private_pem,
+            "FORWARD_FACING_NAME": f"127.0.0.1:{s.port}",
+            "FRONTEND_DIST": str(PROJECT / "frontend" / "dist"),
+            "PORT": str(s.port),
+            **db_env,
+            **s3_env,
+        }
+        return env
+
+    def migrate(self) -> None:
+        say("Migrations: alembic upgrade head")
+        child = self.spawn("migrate", [sys.executable, "-m", "app.migrate"], "migrations")
+        code = child.process.wait(timeout=300)
+        self.children.remove(child)
+        if code != 0:
+            self._fail_with_log(child, "the migrations failed")
+
+    def start_api(self) -> None:
+        s = self.settings
+        say(f"API: starting on {s.site_url}")
+        child = self.spawn(
+            "api",
+            [sys.executable, "-m", "app.serve", "--host", "127.0.0.1", "--port", str(s.port)],
+            f"API, media gateway and web client at {s.site_url}",
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if child.process.poll() is not None:
+                self._fail_with_log(child, f"the API exited with code {child.process.returncode}")
+            ready_url = f"{s.site_url}/api/v1/health/ready"
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(ready_url, timeout=2) as response,  # noqa: S310 - loopback
+            ):
+                if response.status == 200:
+                    return
+            time.sleep(0.2)
+        self._fail_with_log(child, "the API did not become healthy within 60s")
+
+    def start_workers(self) -> None:
+        """The event worker and the compressor dispatcher (DESIGN.md, "How the service learns")."""
+        if not self.app_env.get("EVENT_QUEUE_URL"):
+            say("Event worker: no local queue (AWS_ENDPOINT_URL is external); not started")
+            return
+        worker_module = PROJECT / "backend" / "app" / "events"
+        if worker_module.exists() or worker_module.with_suffix(".py").exists():
+            self.spawn(
+                "worker",
+                [sys.executable, "-m", "devstack.dispatcher"],
+                "event worker + compressor dispatcher (local queue)",
+            )
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def up(self) -> None:
+        s = self.settings
+        for folder in (s.local_dir, s.run_dir, s.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._refuse_if_running()
+        self.check_ports()
+        s.pid_file.write_text(str(os.getpid()))
+        db_env = self.start_postgres()
+        s3_env = self.start_s3()
+        self.app_env = self.build_app_env(db_env, s3_env)
+        self.migrate()
+        self.start_api()
+        self.start_workers()
+        self._banner()
+
+    def _refuse_if_running(self) -> None:
+        pid = _read_pid(self.settings.pid_file)
+        if pid and _alive(pid) and pid != os.getpid():
+            raise StackError(
+                f"`make up` is already running (pid {pid}). Open {self.settings.site_url}, "
+                "or stop it with `make down`."
+            )
+
+    def _banner(self) -> None:
+        s = self.settings
+        print(flush=True)
+        print(f"Yoctogram is up: {s.site_url}/", flush=True)
+        print("Running:", flush=True)
+        if self.postgres:
+            print(f"  - PostgreSQL         127.0.0.1:{s.pg_port} (data in {s.local_dir / 'postgres'})")
+        for child in self.children:
+            print(f"  - {child.name:<18} {child.description} (log: {child.log_path})")
+        print("Ctrl-C (or `make down` elsewhere) stops everything; `make logs` follows the logs.", flush=True)
+
+    def watch(self) -> None:
+        """Block until a signal arrives or a service dies (then say which, and stop the rest)."""
+        while True:
+            for child in self.children:
+                code = child.process.poll()
+                if code is not None:
+                    self._fail_with_log(child, f"{child.name} stopped unexpectedly (exit code {code})")
+            time.sleep(0.5)
+
+    def down(self) -> None:
+        """Stop children (newest first), then PostgreSQL; never raises."""
+        for child in reversed(self.children):
+            _stop_group(child.process.pid, child.process)
+        self.children.clear()
+        if self.postgres:
+            try:
+                self.postgres.stop()
+            except PostgresError as error:
+                print(f"warning: {error}", file=sys.stderr)
+        for path in (self.settings.children_file, self.settings.pid_file):
+            if _read_pid(path) in (None, os.getpid()) or path == self.settings.children_file:
+                path.unlink(missing_ok=True)
+
+
+def _stop_group(pid: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 10.0) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None and not _group_alive(pid):
+            return
+        if process is None and not _group_alive(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    if process is not None:
+        process.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn SIGTERM (from `make down`) into the same clean stop as Ctrl-C."""
+
+    def raise_interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_up() -> int:
+    stack = Stack(StackSettings())
+    with _signals_raise():
+        try:
+            stack.up()
+            stack.watch()
+        except KeyboardInterrupt:
+            print("\n==> Stopping...", flush=True)
+            return_code = 0
+        except StackError as error:
+            print(f"\nERROR: {error}", file=sys.stderr, flush=True)
+            return_code = 1
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
+            stack.down()
+    print("==> Stopped.", flush=True)
+    return return_code
+
+
+def run_down() -> int:
+    settings = StackSettings()
+    pid = _read_pid(settings.pid_file)
+    if pid and _alive(pid):
+        say(f"Stopping `make up` (pid {pid})")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            print(f"`make up` (pid {pid}) did not stop within 60s; killing it.", file=sys.stderr)
+            os.kill(pid, signal.SIGKILL)
+    # Leftovers of a `make up` that was killed outright: its children, then PostgreSQL.
+    try:
+        children = json.loads(settings.children_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        children = {}
+    for name, child_pid in children.items():
+        if _group_alive(child_pid):
+            say(f"Stopping leftover {name} (pid {child_pid})")
+            _stop_group(child_pid)
+    pg_root = settings.local_dir / "postgres"
+    if pg_root.exists():
+        pg = LocalPostgres(root=pg_root, port=settings.pg_port)
+        if pg.running():
+            say("Stopping leftover PostgreSQL")
+            pg.stop()
+    settings.children_file.unlink(missing_ok=True)
+    settings.pid_file.unlink(missing_ok=True)
+    say("Nothing of the local stack is running.")
+    return 0
+
+
+def run_reset() -> int:
+    settings = StackSettings()
+    run_down()
+    pg_root = settings.local_dir / "postgres"
+    if pg_root.is_symlink() or pg_root.exists():
+        LocalPostgres(root=pg_root, port=settings.pg_port).destroy()
+    import shutil
+
+    shutil.rmtree(settings.local_dir, ignore_errors=True)
+    say(f"Removed {settings.local_dir}: the next `make up` starts from nothing.")
+    return 0

@@ -1,0 +1,161 @@
+"""`make up` as a user runs it: serves, keeps data across restarts, stops cleanly, explains a taken port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.postgres import LocalPostgres, free_port
+from devstack.s3server import Layout, client
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Up:
+    """One `make up` in its own process group, as a terminal would run it."""
+
+    env: dict[str, str]
+    local_dir: Path
+    process: subprocess.Popen[str] | None = None
+    output: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.env['PORT']}"
+
+    def start(self, timeout: float = 120) -> None:
+        self.process = subprocess.Popen(
+            ["make", "-s", "up"],
+            cwd=PROJECT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line and self.process.poll() is not None:
+                raise AssertionError(f"make up exited early:\n{self.output}")
+            self.output += line
+            if line.startswith("Ctrl-C"):
+                return
+        raise AssertionError(f"make up did not come up within {timeout}s:\n{self.output}")
+
+    def ctrl_c(self, timeout: float = 60) -> None:
+        """What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
+
+        make itself dies of the SIGINT (as in a terminal); the stack's own process must finish its
+        clean stop, which the output's last line and the processes' absence show.
+        """
+        assert self.process is not None and self.process.stdout is not None
+        os.killpg(self.process.pid, signal.SIGINT)
+        remaining, _ = self.process.communicate(timeout=timeout)  # EOF: every writer, the stack too, is gone
+        self.output += remaining
+        assert self.process.returncode in (0, -signal.SIGINT), self.output
+        assert self.output.rstrip().endswith("==> Stopped."), self.output
+
+    def started_pids(self) -> dict[str, int]:
+        return json.loads((self.local_dir / "run" / "children.json").read_text())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes; only its parent's wait is missing.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def up_env(scratch_dir: Path) -> Iterator[tuple[dict[str, str], Path]]:
+    local_dir = scratch_dir / f"local-{uuid.uuid4().hex[:6]}"
+    env = {
+        **os.environ,
+        "LOCAL_DIR": str(local_dir),
+        "PORT": str(free_port()),
+        "S3_PORT": str(free_port()),
+        "LOCAL_PG_PORT": str(free_port()),
+    }
+    yield env, local_dir
+    subprocess.run(["make", "-s", "reset"], cwd=PROJECT, env=env, check=False, capture_output=True)
+
+
+def test_make_up_serves_keeps_data_across_restarts_and_stops_cleanly(up_env: tuple[dict[str, str], Path]) -> None:
+    env, local_dir = up_env
+    first = Up(env, local_dir)
+    first.start()
+    assert f"Yoctogram is up: {first.url}/" in first.output
+    for service in ("PostgreSQL", "s3", "api"):
+        assert service in first.output
+    assert httpx.get(f"{first.url}/api/v1/health").json() == {"success": True, "status": "ok"}
+
+    # A row (through the API) and an object (straight into S3).
+    account = {"username": "keeper", "email": "keeper@example.com", "password": "correct horse"}
+    assert httpx.post(f"{first.url}/api/v1/auth/register/", json=account).status_code == 201
+    s3 = client("s3", f"http://127.0.0.1:{env['S3_PORT']}")
+    key = f"public/originals/{uuid.uuid4()}"
+    s3.put_object(Bucket=Layout.public_bucket, Key=key, Body=b"kept bytes")
+    time.sleep(1.5)  # the S3 server mirrors objects to disk about once a second
+
+    pids = first.started_pids()
+    first.ctrl_c()
+    assert [name for name, pid in pids.items() if _pid_alive(pid)] == []
+    assert not LocalPostgres(root=local_dir / "postgres", port=int(env["LOCAL_PG_PORT"])).running()
+
+    second = Up(env, local_dir)
+    second.start()
+    try:
+        login = httpx.post(
+            f"{second.url}/api/v1/auth/login/", json={"username": "keeper", "password": "correct horse"}
+        )
+        assert login.status_code == 200, login.text
+        s3 = client("s3", f"http://127.0.0.1:{env['S3_PORT']}")
+        assert s3.get_object(Bucket=Layout.public_bucket, Key=key)["Body"].read() == b"kept bytes"
+    finally:
+        second.ctrl_c()
+
+
+def test_make_down_stops_a_running_stack(up_env: tuple[dict[str, str], Path]) -> None:
+    env, local_dir = up_env
+    stack = Up(env, local_dir)
+    stack.start()
+    pids = stack.started_pids()
+    down = subprocess.run(["make", "-s", "down"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=90)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert stack.process is not None
+    assert stack.process.wait(timeout=30) == 0
+    assert [name for name, pid in pids.items() if _pid_alive(pid)] == []
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{stack.url}/api/v1/health")
+
+
+def test_make_up_on_a_taken_port_says_so(up_env: tuple[dict[str, str], Path]) -> None:
+    env, _local_dir = up_env
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", int(env["PORT"])))
+        squatter.listen()
+        result = subprocess.run(
+            ["make", "-s", "up"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+        )
+    assert result.returncode != 0
+    assert f"Port {env['PORT']} for the app (PORT) is already in use" in result.stderr
+    assert f"PORT={int(env['PORT']) + 10} make up" in result.stderr
