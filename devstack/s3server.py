@@ -251,8 +251,15 @@ class S3ServerProcess:
                 break
             lines.append(line)
             if line.startswith("READY"):
+                # Keep draining the pipe, or a chatty server would block once its buffer is full.
+                threading.Thread(target=self._drain, daemon=True).start()
                 return
         raise RuntimeError("S3 server did not start:\n" + "".join(lines))
+
+    def _drain(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for _line in self.process.stdout:
+            pass
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
 import sqlalchemy as sa
-from pydantic import EmailStr, field_validator
+from pydantic import EmailStr, StringConstraints, field_validator
 from sqlmodel import Field, SQLModel
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
@@ -49,7 +50,9 @@ class UserBase(SQLModel):
 class UserCreate(SQLModel):
     """Body of POST /auth/register/."""
 
-    username: str = Field(regex=USERNAME_PATTERN, description="3-32 letters, digits, '_', '.', '-'")
+    username: Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)] = Field(
+        description="3-32 letters, digits, '_', '.', '-'"
+    )
     email: EmailStr = Field(max_length=254)
     password: str = Field(min_length=8, max_length=256)
 
@@ -119,13 +122,21 @@ class Image(SQLModel, table=True):
             sa.column("id").desc(),
             postgresql_where=sa.text("public AND state IN ('uploaded', 'ready')"),
         ),
-        # One creator's posts (and a member's own private ones), newest first.
+        # One creator's posts as the creator sees them (and a member's own private ones), newest first.
         sa.Index(
             "ix_images_owner_feed",
             sa.column("owner_id"),
             sa.column("created_at").desc(),
             sa.column("id").desc(),
             postgresql_where=sa.text("state IN ('uploaded', 'ready')"),
+        ),
+        # One creator's public posts, as everyone but the creator sees them.
+        sa.Index(
+            "ix_images_owner_public_feed",
+            sa.column("owner_id"),
+            sa.column("created_at").desc(),
+            sa.column("id").desc(),
+            postgresql_where=sa.text("public AND state IN ('uploaded', 'ready')"),
         ),
         # The cleanup of pending rows older than a day.
         sa.Index(

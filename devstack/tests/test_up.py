@@ -99,7 +99,9 @@ def up_env(scratch_dir: Path) -> Iterator[tuple[dict[str, str], Path]]:
     subprocess.run(["make", "-s", "reset"], cwd=PROJECT, env=env, check=False, capture_output=True)
 
 
-def test_make_up_serves_keeps_data_across_restarts_and_stops_cleanly(up_env: tuple[dict[str, str], Path]) -> None:
+def test_make_up_serves_keeps_data_across_restarts_and_stops_cleanly(
+    up_env: tuple[dict[str, str], Path],
+) -> None:
     env, local_dir = up_env
     first = Up(env, local_dir)
     first.start()
@@ -139,7 +141,9 @@ def test_make_down_stops_a_running_stack(up_env: tuple[dict[str, str], Path]) ->
     stack = Up(env, local_dir)
     stack.start()
     pids = stack.started_pids()
-    down = subprocess.run(["make", "-s", "down"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=90)
+    down = subprocess.run(
+        ["make", "-s", "down"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=90
+    )
     assert down.returncode == 0, down.stdout + down.stderr
     assert stack.process is not None
     assert stack.process.wait(timeout=30) == 0
