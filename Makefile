@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed
 REQUIREMENTS := $(wildcard requirements/*.txt backend/requirements.txt compressor/requirements.txt loadtests/requirements.txt)
 PYTEST_ARGS ?=
 
-.PHONY: help up down reset logs test lint format venv reset-venv
+NODE_STAMP := node_modules/.installed
+
+.PHONY: help up down reset logs test lint format venv reset-venv synth
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,6 +19,15 @@ $(STAMP): $(REQUIREMENTS) scripts/bootstrap.sh
 	@scripts/bootstrap.sh
 
 venv: $(STAMP) ## Create .venv and install the pinned dependencies (done by every target on first use)
+
+$(NODE_STAMP): package.json package-lock.json
+	@echo "==> Installing the pinned CDK CLI (and Node 22 for it) into node_modules"
+	@command -v npm >/dev/null || { echo "ERROR: npm not found: install Node.js 20 or newer." >&2; exit 1; }
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+synth: $(STAMP) $(NODE_STAMP) ## cdk synth of every stage (cdk-nag gate) + cfn-lint; offline, no AWS credentials
+	@$(PY) scripts/synth.py
 
 up: $(STAMP) ## Run the whole app locally at http://127.0.0.1:8000 (Ctrl-C stops it)
 	@$(PY) -m devstack up
@@ -37,7 +48,7 @@ lint: $(STAMP) ## ruff (lint + format check)
 format: $(STAMP) ## Fix what ruff can fix and format the code
 	@$(VENV)/bin/ruff check --fix . ; $(VENV)/bin/ruff format .
 
-test: $(STAMP) lint ## Lint, then every test (starts its own PostgreSQL and S3 on free ports)
+test: $(STAMP) $(NODE_STAMP) lint ## Lint, then every test (starts its own PostgreSQL and S3 on free ports)
 	@echo "==> pytest"
 	@$(PY) -m pytest $(PYTEST_ARGS)
 

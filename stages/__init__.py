@@ -1,0 +1,1 @@
+"""The deployable Stage of Yoctogram: configuration, stacks and their reusable constructs."""

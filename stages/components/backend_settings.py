@@ -1,0 +1,75 @@
+"""The environment and secrets every backend process (web, event worker, migrations) starts with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from stages.config import EnvironmentConfig
+
+CONTAINER_PORT = 8000
+HEALTH_CHECK_PATH = "/api/v1/health"
+MIGRATE_COMMAND = ["python", "-m", "app.migrate"]
+EVENT_WORKER_COMMAND = ["python", "-m", "app.events"]
+CONTAINER_HEALTH_CHECK = ["CMD", "python", "-m", "app.healthcheck"]
+
+# The Aurora secret's JSON fields, by the variable names the backend reads.
+DATABASE_SECRET_FIELDS = {
+    "POSTGRES_HOST": "host",
+    "POSTGRES_PORT": "port",
+    "POSTGRES_USER": "username",
+    "POSTGRES_PASSWORD": "password",
+    "POSTGRES_DB": "dbname",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendSettings:
+    """Plain settings (names and sizes, never secret) and the secrets ECS injects at task start."""
+
+    environment: dict[str, str]
+    secrets: dict[str, ecs.Secret]
+
+
+def backend_settings(
+    scope: Construct,
+    *,
+    config: EnvironmentConfig,
+    database_secret: secretsmanager.ISecret,
+    secret_key: secretsmanager.ISecret,
+    media_signing_key_id: str,
+    public_bucket_name: str,
+    private_bucket_name: str,
+    event_queue_url: str,
+) -> BackendSettings:
+    """Translate the stage's resources into the variables of `backend/app/core/config.py`.
+
+    The CloudFront signing key is created outside the stacks (its public half goes to CloudFront's key
+    group), so its secret is imported into `scope` by the name in config.
+    """
+    media_signing_private_key = secretsmanager.Secret.from_secret_name_v2(
+        scope, "MediaSigningPrivateKey", config.media_signing_private_key_secret_name
+    )
+    secrets = {
+        variable: ecs.Secret.from_secrets_manager(database_secret, field)
+        for variable, field in DATABASE_SECRET_FIELDS.items()
+    }
+    secrets["SECRET_KEY"] = ecs.Secret.from_secrets_manager(secret_key)
+    secrets["MEDIA_SIGNING_PRIVATE_KEY"] = ecs.Secret.from_secrets_manager(media_signing_private_key)
+    environment = {
+        "APP_ENV": "aws",
+        "AWS_DEFAULT_REGION": config.region,
+        "FORWARD_FACING_NAME": config.domain_name,
+        "MEDIA_BASE_URL": config.site_url,
+        "MEDIA_SIGNING_KEY_ID": media_signing_key_id,
+        "PUBLIC_IMAGES_BUCKET": public_bucket_name,
+        "PRIVATE_IMAGES_BUCKET": private_bucket_name,
+        "EVENT_QUEUE_URL": event_queue_url,
+        "WEB_CONCURRENCY": str(config.web_concurrency),
+        "DB_POOL_SIZE": str(config.db_pool_size),
+        "DB_MAX_OVERFLOW": str(config.db_max_overflow),
+    }
+    return BackendSettings(environment=environment, secrets=secrets)

@@ -1,0 +1,130 @@
+"""Aurora Serverless v2 PostgreSQL in the isolated subnets, its generated credentials and log group."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import Validations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from stages.components.network import ISOLATED
+from stages.config import EnvironmentConfig
+
+ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_11
+MASTER_USERNAME = "yoctogram"
+
+ROTATION_RUNBOOK = "stages/runbooks/database-credentials.md"
+
+
+class Database(Construct):
+    """One Aurora PostgreSQL cluster: a writer, plus `aurora_readers` readers that scale with it.
+
+    The credentials are generated into Secrets Manager and attached to the cluster, so the secret's
+    JSON carries `host`, `port`, `username`, `password` and `dbname`, which the tasks read field by
+    field. Storage is encrypted, backups kept `backup_retention_days`, IAM authentication is on for
+    operators, and in an environment with `retain_data` the cluster is deletion protected and retained.
+    The PostgreSQL log goes to a log group created here with the configured retention (instead of the
+    CDK's log-retention Lambda).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        cluster_identifier = f"yoctogram-{config.name}"
+        self.port = config.database_port
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description="Aurora: PostgreSQL from the Fargate tasks only",
+            allow_all_outbound=False,
+        )
+        log_group = logs.LogGroup(
+            self,
+            "PostgresqlLog",
+            log_group_name=f"/aws/rds/cluster/{cluster_identifier}/postgresql",
+            retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        )
+
+        # `dbname` is part of the generated JSON so the tasks can read POSTGRES_DB from it like the rest;
+        # attaching the secret to the cluster adds `host` and `port`.
+        credentials = rds.DatabaseSecret(
+            self,
+            "Credentials",
+            username=MASTER_USERNAME,
+            dbname=config.database_name,
+            secret_name=f"yoctogram/{config.name}/database",
+        )
+        self.cluster = rds.DatabaseCluster(
+            self,
+            "Cluster",
+            engine=rds.DatabaseClusterEngine.aurora_postgres(version=ENGINE_VERSION),
+            cluster_identifier=cluster_identifier,
+            credentials=rds.Credentials.from_secret(credentials),
+            default_database_name=config.database_name,
+            port=config.database_port,
+            vpc=vpc,
+            vpc_subnets=ISOLATED,
+            security_groups=[self.security_group],
+            writer=rds.ClusterInstance.serverless_v2("Writer", publicly_accessible=False),
+            readers=[
+                rds.ClusterInstance.serverless_v2(
+                    f"Reader{index}", scale_with_writer=True, publicly_accessible=False
+                )
+                for index in range(1, config.aurora_readers + 1)
+            ],
+            serverless_v2_min_capacity=config.aurora_min_acu,
+            serverless_v2_max_capacity=config.aurora_max_acu,
+            storage_encrypted=True,
+            iam_authentication=True,
+            backup=rds.BackupProps(
+                retention=cdk.Duration.days(config.backup_retention_days), preferred_window="10:00-11:00"
+            ),
+            preferred_maintenance_window="Sun:11:30-Sun:12:30",
+            cloudwatch_logs_exports=["postgresql"],
+            copy_tags_to_snapshot=True,
+            deletion_protection=config.retain_data,
+            removal_policy=cdk.RemovalPolicy.RETAIN if config.retain_data else cdk.RemovalPolicy.SNAPSHOT,
+        )
+        self.cluster.node.add_dependency(log_group)
+
+        attached = self.cluster.secret
+        assert attached is not None, "credentials from a secret are always attached"
+        self.secret: secretsmanager.ISecret = attached
+        credentials.apply_removal_policy(config.removal_policy)
+
+        Validations.of(credentials).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-SMG4",
+                reason="The tasks read these master credentials at start, so single-user rotation would break "
+                "new connections of running tasks until a redeploy, and multi-user rotation needs an "
+                "application role that the migrations do not create yet. Rotation is manual, with a forced "
+                f"redeployment, following the runbook {ROTATION_RUNBOOK}.",
+            )
+        )
+        if not config.retain_data:
+            Validations.of(self.cluster).acknowledge(
+                cdk.Acknowledgment(
+                    id="AwsSolutions-RDS10",
+                    reason="Only environments without retain_data (staging) leave deletion protection off: "
+                    "their database is rebuilt from migrations and test data, and a snapshot is taken on "
+                    "delete (removal policy SNAPSHOT).",
+                )
+            )
+
+    def allow_from(self, peer: ec2.ISecurityGroup) -> None:
+        """Let `peer` (the tasks' security group) reach PostgreSQL."""
+        self.security_group.add_ingress_rule(
+            peer, ec2.Port.tcp(self.port), "PostgreSQL from the Fargate tasks"
+        )

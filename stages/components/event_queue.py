@@ -1,0 +1,44 @@
+"""The queue of S3 object events that the event worker consumes, with its dead-letter queue."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stages.config import EnvironmentConfig
+
+MAX_RECEIVES = 5
+"""Deliveries of one event before it is parked in the dead-letter queue (and the alarm fires)."""
+
+
+class EventQueue(Construct):
+    """SQS queue (SSE, TLS only) fed by EventBridge (issue 8) and its dead-letter queue.
+
+    The visibility timeout exceeds the worker's per-message work (a database update and at most one
+    S3 HEAD) by a wide margin, so a slow message is not handed to a second worker while in flight.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+            removal_policy=config.removal_policy,
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=cdk.Duration.seconds(120),
+            retention_period=cdk.Duration.days(4),
+            receive_message_wait_time=cdk.Duration.seconds(20),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVES
+            ),
+            removal_policy=config.removal_policy,
+        )

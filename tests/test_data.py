@@ -1,0 +1,160 @@
+"""Aurora Serverless v2, the images buckets, the event queue and the generated secrets."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match
+
+from stages.components.images_buckets import images_bucket_name
+from stages.components.network import ISOLATED
+from tests.templates import StageTemplates, subnet_tiers
+
+
+def test_aurora_serverless_v2_scaling_from_config(stage: StageTemplates) -> None:
+    config = stage.config
+    stage.template("Data").has_resource_properties(
+        "AWS::RDS::DBCluster",
+        {
+            "Engine": "aurora-postgresql",
+            "ServerlessV2ScalingConfiguration": {
+                "MinCapacity": config.aurora_min_acu,
+                "MaxCapacity": config.aurora_max_acu,
+            },
+            "StorageEncrypted": True,
+            "EnableIAMDatabaseAuthentication": True,
+            "Port": config.database_port,
+            "DatabaseName": config.database_name,
+            "BackupRetentionPeriod": config.backup_retention_days,
+            "DeletionProtection": config.retain_data,
+            "EnableCloudwatchLogsExports": ["postgresql"],
+        },
+    )
+
+
+def test_writer_plus_configured_readers_all_serverless(stage: StageTemplates) -> None:
+    instances = stage.resources("Data", "AWS::RDS::DBInstance").values()
+    assert len(instances) == 1 + stage.config.aurora_readers
+    for instance in instances:
+        assert instance["Properties"]["DBInstanceClass"] == "db.serverless"
+        assert instance["Properties"]["PubliclyAccessible"] is False
+
+
+def test_database_in_isolated_subnets(stage: StageTemplates) -> None:
+    [group] = stage.resources("Data", "AWS::RDS::DBSubnetGroup").values()
+    tiers = subnet_tiers(stage)
+    subnet_refs = [stage.resolve("Data", subnet) for subnet in group["Properties"]["SubnetIds"]]
+    assert len(subnet_refs) == 2
+    assert {tiers[value["Ref"]] for _, value in subnet_refs} == {ISOLATED.subnet_group_name}
+
+
+def test_database_retained_only_where_configured(stage: StageTemplates) -> None:
+    [cluster] = stage.resources("Data", "AWS::RDS::DBCluster").values()
+    assert cluster["DeletionPolicy"] == ("Retain" if stage.config.retain_data else "Snapshot")
+    [secret] = [
+        s
+        for s in stage.resources("Data", "AWS::SecretsManager::Secret").values()
+        if s["Properties"]["Name"] == f"yoctogram/{stage.config.name}/database"
+    ]
+    assert secret["DeletionPolicy"] == ("Retain" if stage.config.retain_data else "Delete")
+    assert stage.stack_properties("Data").get("terminationProtection", False) is stage.config.retain_data
+
+
+def test_database_credentials_generated_with_dbname(stage: StageTemplates) -> None:
+    stage.template("Data").has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {
+            "Name": f"yoctogram/{stage.config.name}/database",
+            "GenerateSecretString": Match.object_like(
+                {
+                    "GenerateStringKey": "password",
+                    "SecretStringTemplate": Match.serialized_json(
+                        {"username": "yoctogram", "dbname": stage.config.database_name}
+                    ),
+                }
+            ),
+        },
+    )
+    stage.template("Data").resource_count_is("AWS::SecretsManager::SecretTargetAttachment", 1)
+
+
+def test_database_reachable_only_from_the_tasks(stage: StageTemplates) -> None:
+    ingress = stage.resources("Data", "AWS::EC2::SecurityGroupIngress").values()
+    [rule] = [r["Properties"] for r in ingress]
+    assert rule["FromPort"] == rule["ToPort"] == stage.config.database_port
+    unit, source = stage.resolve("Data", rule["SourceSecurityGroupId"])
+    assert unit == "Network"
+    assert stage.raw["Network"]["Outputs"]["TaskSecurityGroupId"]["Value"] == source
+
+
+def test_secret_key_is_generated(stage: StageTemplates) -> None:
+    stage.template("Data").has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {
+            "Name": f"yoctogram/{stage.config.name}/secret-key",
+            "GenerateSecretString": {"ExcludePunctuation": True, "PasswordLength": 64},
+        },
+    )
+
+
+def images_buckets(stage: StageTemplates) -> dict[str, dict]:
+    names = {images_bucket_name(stage.config, privacy) for privacy in ("public", "private")}
+    buckets = stage.resources("Data", "AWS::S3::Bucket").values()
+    found = {b["Properties"]["BucketName"]: b for b in buckets if b["Properties"].get("BucketName") in names}
+    assert set(found) == names
+    return found
+
+
+def test_images_buckets_settings(stage: StageTemplates) -> None:
+    for name, bucket in images_buckets(stage).items():
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, name
+        [encryption] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        assert props["NotificationConfiguration"] == {
+            "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+        }
+        assert props["CorsConfiguration"]["CorsRules"] == [
+            {
+                "AllowedHeaders": ["*"],
+                "AllowedMethods": ["POST"],
+                "AllowedOrigins": [stage.config.site_url],
+                "MaxAge": 3000,
+            }
+        ]
+        assert {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}.items() <= next(
+            iter(props["LifecycleConfiguration"]["Rules"])
+        ).items()
+        assert props["LoggingConfiguration"]["LogFilePrefix"] == f"s3/{name}/"
+        assert bucket["DeletionPolicy"] == ("Retain" if stage.config.retain_data else "Delete")
+
+
+def test_buckets_deny_requests_without_tls(stage: StageTemplates) -> None:
+    policies = stage.resources("Data", "AWS::S3::BucketPolicy").values()
+    assert len(policies) == 3  # both images buckets and the access-log bucket
+    for policy in policies:
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
+
+
+def test_event_queue_with_dead_letters(stage: StageTemplates) -> None:
+    queues = stage.resources("Data", "AWS::SQS::Queue")
+    [main] = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    redrive = main["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == 5
+    assert (
+        queues[redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]]["Properties"]["MessageRetentionPeriod"]
+        == 1209600
+    )
+    for queue in queues.values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    for policy in stage.resources("Data", "AWS::SQS::QueuePolicy").values():
+        [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert statement["Effect"] == "Deny"
+        assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

@@ -1,0 +1,187 @@
+"""Staging and prod differ only where their config does."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections import Counter
+from typing import Any
+
+from stages.config import PROD, STAGING
+from tests.templates import UNITS, StageTemplates, Synthesized
+
+
+def differing_fields() -> set[str]:
+    return {f.name for f in dataclasses.fields(STAGING) if getattr(STAGING, f.name) != getattr(PROD, f.name)}
+
+
+def test_the_configs_differ_in_sizes_names_and_retention_only() -> None:
+    assert differing_fields() <= {
+        "name",
+        "account",
+        "domain_name",
+        "hosted_zone_id",
+        "hosted_zone_name",
+        "origin_domain_name",
+        "vpc_cidr",
+        "nat_gateways",
+        "task_cpu",
+        "task_memory_mib",
+        "min_tasks",
+        "max_tasks",
+        "scaling_cpu_target_percent",
+        "web_concurrency",
+        "db_pool_size",
+        "db_max_overflow",
+        "worker_tasks",
+        "aurora_min_acu",
+        "aurora_max_acu",
+        "aurora_readers",
+        "backup_retention_days",
+        "retain_data",
+        "log_retention_days",
+        "alarm_thresholds",
+        "datadog_api_key_secret_name",
+        "media_signing_private_key_secret_name",
+    }
+
+
+def normalized(stage: StageTemplates) -> dict[str, Any]:
+    """The stage's templates with every config-derived string replaced by the name of its field.
+
+    Logical ids are replaced by construct paths inside the stage (a few CDK-made ids embed the stage's
+    own id), so the two stages can be compared node by node.
+    """
+    config = stage.config
+    stage_id = {"staging": "Staging", "prod": "Prod"}[config.name]
+    text = json.dumps(stage.raw)
+    for unit in UNITS:
+        for logical_id, resource in stage.raw[unit]["Resources"].items():
+            path = resource.get("Metadata", {}).get("aws:cdk:path", logical_id).replace(stage_id, "<stage>")
+            text = text.replace(f'"{logical_id}"', json.dumps(path))
+    vpc_net = config.vpc_cidr.rsplit(".", 2)[0] + "."
+    markers = [
+        (config.origin_domain_name, "<origin_domain_name>"),
+        (config.domain_name, "<domain_name>"),
+        (config.hosted_zone_id, "<hosted_zone_id>"),
+        (config.account, "<account>"),
+        (f"yoctogram-{config.name}", "yoctogram-<name>"),
+        (f"yoctogram/{config.name}/", "yoctogram/<name>/"),
+        (f'"{vpc_net}', '"<vpc_net>.'),
+        (f'"{config.name}"', '"<name>"'),
+        (f"{stage_id}/", "<stage>/"),
+    ]
+    for value, placeholder in markers:
+        text = text.replace(value, placeholder)
+    # The CDK names a rule between two security groups after the peer's path and its hash.
+    text = re.sub(r"(<stage>[A-Za-z]+)[0-9A-F]{8}", r"\1", text)
+    templates = json.loads(text)
+    for template in templates.values():
+        for resource in template["Resources"].values():
+            resource.pop("Metadata", None)  # construct paths and CDK bookkeeping, not deployed settings
+    return templates
+
+
+def differences(a: Any, b: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Leaf paths where `a` and `b` differ (a missing key is a difference of the whole subtree)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        found = []
+        for key in sorted(set(a) | set(b)):
+            found += differences(a.get(key, MISSING), b.get(key, MISSING), f"{path}/{key}")
+        return found
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d
+            for index, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences(x, y, f"{path}[{index}]")
+        ]
+    return [] if a == b else [(path, a, b)]
+
+
+MISSING = "<missing>"
+
+
+def explained_values() -> list[tuple[Any, Any]]:
+    """(staging, prod) value pairs that a config field accounts for."""
+    numbers = [
+        (getattr(STAGING, f), getattr(PROD, f))
+        for f in differing_fields()
+        if isinstance(getattr(STAGING, f), int | float) and not isinstance(getattr(STAGING, f), bool)
+    ]
+    numbers += [
+        (getattr(STAGING.alarm_thresholds, f.name), getattr(PROD.alarm_thresholds, f.name))
+        for f in dataclasses.fields(STAGING.alarm_thresholds)
+    ]
+    return [pair for pair in numbers if pair[0] != pair[1]]
+
+
+# retain_data: deletion protection, termination protection, removal policies.
+RETAIN_DATA_PAIRS = {
+    ("false", "true"),
+    ('"false"', '"true"'),
+    ('"Delete"', '"Retain"'),
+    ('"Snapshot"', '"Retain"'),
+    (f'"{MISSING}"', '"Retain"'),
+}
+
+
+def explained(a: Any, b: Any, numbers: list[tuple[Any, Any]]) -> bool:
+    """Whether a config field accounts for staging's `a` becoming prod's `b`."""
+    if (json.dumps(a), json.dumps(b)) in RETAIN_DATA_PAIRS:
+        return True
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return any(float(a) == low and float(b) == high for low, high in numbers)
+    if isinstance(a, str) and isinstance(b, str):
+        # a number inside a string (task CPU "512", a dashboard annotation in its JSON body)
+        for low, high in numbers:
+            for low_text, high_text in {(str(low), str(high)), (f"{low:g}", f"{high:g}")}:
+                pattern = rf"(?<![0-9.]){re.escape(low_text)}(?![0-9.])"
+                if re.sub(pattern, high_text, a) == b:
+                    return True
+    return False
+
+
+def test_staging_and_prod_differ_only_where_config_does(synthesized: Synthesized) -> None:
+    staging, prod = (normalized(synthesized.stages[name]) for name in ("staging", "prod"))
+    numbers = explained_values()
+    # Resources whose number follows config (NAT gateways and their EIPs, Aurora readers).
+    extra = re.compile(r"/(PublicSubnet\d/(NATGateway|EIP)|Reader\d+)\b")
+    unexplained = [
+        (path, a, b)
+        for path, a, b in differences(staging, prod)
+        if not explained(a, b, numbers)
+        and not (extra.search(path) or extra.search(str(a)) or extra.search(str(b)))
+    ]
+    assert not unexplained, unexplained
+
+
+def test_resource_counts_differ_only_by_config(synthesized: Synthesized) -> None:
+    staging, prod = synthesized.stages["staging"], synthesized.stages["prod"]
+    explained = Counter(
+        {
+            "AWS::EC2::NatGateway": PROD.nat_gateways - STAGING.nat_gateways,
+            "AWS::EC2::EIP": PROD.nat_gateways - STAGING.nat_gateways,
+            "AWS::RDS::DBInstance": PROD.aurora_readers - STAGING.aurora_readers,
+        }
+    )
+    difference: Counter[str] = Counter()
+    for unit in UNITS:
+        difference.update(Counter(r["Type"] for r in prod.raw[unit]["Resources"].values()))
+        difference.subtract(Counter(r["Type"] for r in staging.raw[unit]["Resources"].values()))
+    assert +difference == +explained and -difference == -explained
+
+
+def test_no_template_names_the_other_environment(synthesized: Synthesized) -> None:
+    for this, other in (("staging", "prod"), ("prod", "staging")):
+        other_config = synthesized.stages[other].config
+        text = json.dumps(synthesized.stages[this].raw)
+        for marker in (
+            other_config.account,
+            f"yoctogram-{other_config.name}",
+            f"yoctogram/{other_config.name}/",
+        ):
+            assert marker not in text, (this, marker)
+        assert other_config.domain_name not in text.replace(synthesized.stages[this].config.domain_name, "")

@@ -1,0 +1,49 @@
+"""The CfnOutputs the pipeline steps read (DESIGN: "Deploy order and what the stage exposes")."""
+
+from __future__ import annotations
+
+from tests.templates import StageTemplates, Synthesized
+
+PART_1_OUTPUTS = {
+    "Network": {"ClusterName", "TaskSubnetIds", "TaskSecurityGroupId"},
+    "Data": {"DbClusterIdentifier", "EventQueueName"},
+    "Migrations": {"MigrationTaskDefinitionArn"},
+    "App": {"SiteUrl", "ServiceName", "LoadBalancerFullName", "TargetGroupFullName"},
+}
+"""`CompressorFunctionName` comes with the edge and compressor wiring (issue 8)."""
+
+
+def named_outputs(stage: StageTemplates, unit: str) -> set[str]:
+    """Outputs a person named (the CDK adds `PublishOutput...` ones for cross-stack references)."""
+    return {name for name in stage.raw[unit].get("Outputs", {}) if not name.startswith("PublishOutput")}
+
+
+def test_outputs_by_stack(stage: StageTemplates) -> None:
+    for unit, names in PART_1_OUTPUTS.items():
+        assert named_outputs(stage, unit) == names, unit
+
+
+def test_stage_exposes_its_outputs(synthesized: Synthesized) -> None:
+    for stage_id in ("Staging", "Prod"):
+        yoctogram_stage = synthesized.app.node.find_child(stage_id)
+        assert set(yoctogram_stage.outputs) == set().union(*PART_1_OUTPUTS.values())
+
+
+def test_output_values(stage: StageTemplates) -> None:
+    assert stage.output("App", "SiteUrl") == f"https://{stage.config.domain_name}"
+    [cluster] = stage.resources("Network", "AWS::ECS::Cluster")
+    assert stage.output("Network", "ClusterName") == {"Ref": cluster}
+    [db] = stage.resources("Data", "AWS::RDS::DBCluster")
+    assert stage.output("Data", "DbClusterIdentifier") == {"Ref": db}
+    [task] = stage.resources("Migrations", "AWS::ECS::TaskDefinition")
+    assert stage.output("Migrations", "MigrationTaskDefinitionArn") == {"Ref": task}
+    [alb] = stage.resources("App", "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    assert stage.output("App", "LoadBalancerFullName") == {"Fn::GetAtt": [alb, "LoadBalancerFullName"]}
+    [target_group] = stage.resources("App", "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert stage.output("App", "TargetGroupFullName") == {"Fn::GetAtt": [target_group, "TargetGroupFullName"]}
+    web_services = [
+        k
+        for k, s in stage.resources("App", "AWS::ECS::Service").items()
+        if s["Properties"].get("LoadBalancers")
+    ]
+    assert stage.output("App", "ServiceName") == {"Fn::GetAtt": [web_services[0], "Name"]}

@@ -1,0 +1,374 @@
+"""The web service, the event worker and the migration task: placement, settings, secrets, safety."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from stages.components.backend_settings import DATABASE_SECRET_FIELDS
+from stages.components.images_buckets import images_bucket_name
+from tests.templates import StageTemplates, subnet_tiers
+
+PLAIN_SETTINGS = {
+    "APP_ENV",
+    "AWS_DEFAULT_REGION",
+    "FORWARD_FACING_NAME",
+    "MEDIA_BASE_URL",
+    "MEDIA_SIGNING_KEY_ID",
+    "PUBLIC_IMAGES_BUCKET",
+    "PRIVATE_IMAGES_BUCKET",
+    "EVENT_QUEUE_URL",
+    "WEB_CONCURRENCY",
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+}
+SECRET_SETTINGS = {*DATABASE_SECRET_FIELDS, "SECRET_KEY", "MEDIA_SIGNING_PRIVATE_KEY"}
+
+
+def containers(stage: StageTemplates, unit: str, main: str) -> dict[str, dict[str, Any]]:
+    """Containers (by name) of the task definition of `unit` whose main container is `main`."""
+    for task in stage.resources(unit, "AWS::ECS::TaskDefinition").values():
+        found = {c["Name"]: c for c in task["Properties"]["ContainerDefinitions"]}
+        if main in found:
+            return found
+    raise AssertionError(f"no task definition with a {main!r} container in {unit}")
+
+
+def task_definition(stage: StageTemplates, unit: str, main: str) -> dict[str, Any]:
+    for task in stage.resources(unit, "AWS::ECS::TaskDefinition").values():
+        if any(c["Name"] == main for c in task["Properties"]["ContainerDefinitions"]):
+            return task["Properties"]
+    raise AssertionError(main)
+
+
+def environment(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+
+
+def secrets(container: dict[str, Any]) -> dict[str, Any]:
+    return {s["Name"]: s["ValueFrom"] for s in container.get("Secrets", [])}
+
+
+def permissions(stage: StageTemplates, unit: str) -> set[tuple[str, Any]]:
+    """Every (action, resource) pair that the stack's IAM policies allow; resources as JSON text if not str."""
+    pairs = set()
+    for policy in stage.resources(unit, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] != "Allow":
+                continue
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = (
+                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            )
+            pairs |= {(a, r if isinstance(r, str) else _Frozen(r)) for a in actions for r in resources}
+    return pairs
+
+
+class _Frozen(dict):
+    """A hashable CloudFormation value (a reference), equal to the plain dict it was made from."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(repr(sorted(self.items(), key=str)))
+
+
+def service(stage: StageTemplates, task_main: str) -> dict[str, Any]:
+    task_ids = {
+        logical_id
+        for logical_id, task in stage.resources("App", "AWS::ECS::TaskDefinition").items()
+        if any(c["Name"] == task_main for c in task["Properties"]["ContainerDefinitions"])
+    }
+    [found] = [
+        s["Properties"]
+        for s in stage.resources("App", "AWS::ECS::Service").values()
+        if s["Properties"]["TaskDefinition"]["Ref"] in task_ids
+    ]
+    return found
+
+
+def test_tasks_are_arm64_fargate(stage: StageTemplates) -> None:
+    for unit, main in (("App", "app"), ("App", "worker"), ("Migrations", "migrate")):
+        props = task_definition(stage, unit, main)
+        assert props["RuntimePlatform"] == {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"}
+        assert props["RequiresCompatibilities"] == ["FARGATE"]
+    web = task_definition(stage, "App", "app")
+    assert (web["Cpu"], web["Memory"]) == (str(stage.config.task_cpu), str(stage.config.task_memory_mib))
+
+
+def test_one_backend_image_for_migrations_and_services(stage: StageTemplates) -> None:
+    images = {
+        str(containers(stage, unit, main)[main]["Image"])
+        for unit, main in (("App", "app"), ("App", "worker"), ("Migrations", "migrate"))
+    }
+    assert len(images) == 1
+
+
+def test_commands_follow_the_image_contract(stage: StageTemplates) -> None:
+    app = containers(stage, "App", "app")["app"]
+    assert "Command" not in app  # the image's default command serves the API
+    assert app["PortMappings"][0]["ContainerPort"] == 8000
+    assert app["HealthCheck"]["Command"] == ["CMD", "python", "-m", "app.healthcheck"]
+    assert containers(stage, "App", "worker")["worker"]["Command"] == ["python", "-m", "app.events"]
+    assert containers(stage, "Migrations", "migrate")["migrate"]["Command"] == ["python", "-m", "app.migrate"]
+
+
+def test_tasks_in_private_subnets_without_public_ips(stage: StageTemplates) -> None:
+    tiers = subnet_tiers(stage)
+    for main in ("app", "worker"):
+        network = service(stage, main)["NetworkConfiguration"]["AwsvpcConfiguration"]
+        assert network["AssignPublicIp"] == "DISABLED"
+        refs = [stage.resolve("App", subnet)[1]["Ref"] for subnet in network["Subnets"]]
+        assert sorted(tiers[r] for r in refs) == ["Private", "Private"]
+    task_subnets = [
+        part for part in stage.output("Network", "TaskSubnetIds")["Fn::Join"][1] if isinstance(part, dict)
+    ]
+    assert sorted(tiers[s["Ref"]] for s in task_subnets) == ["Private", "Private"]
+
+
+def test_load_balancer_public_with_https_and_redirect(stage: StageTemplates) -> None:
+    tiers = subnet_tiers(stage)
+    [alb] = stage.resources("App", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    assert alb["Properties"]["Scheme"] == "internet-facing"
+    refs = [stage.resolve("App", subnet)[1]["Ref"] for subnet in alb["Properties"]["Subnets"]]
+    assert sorted(tiers[r] for r in refs) == ["Public", "Public"]
+    attributes = {a["Key"]: a["Value"] for a in alb["Properties"]["LoadBalancerAttributes"]}
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["deletion_protection.enabled"] == str(stage.config.retain_data).lower()
+
+    template = stage.template("App")
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener",
+        {
+            "Port": 443,
+            "Protocol": "HTTPS",
+            "Certificates": [{"CertificateArn": Match.any_value()}],
+            "SslPolicy": Match.string_like_regexp("TLS13"),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener",
+        {
+            "Port": 80,
+            "Protocol": "HTTP",
+            "DefaultActions": [
+                {
+                    "Type": "redirect",
+                    "RedirectConfig": {"Port": "443", "Protocol": "HTTPS", "StatusCode": "HTTP_301"},
+                }
+            ],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::CertificateManager::Certificate",
+        {
+            "DomainName": stage.config.origin_domain_name,
+            "ValidationMethod": "DNS",
+            "DomainValidationOptions": [
+                {"DomainName": stage.config.origin_domain_name, "HostedZoneId": stage.config.hosted_zone_id}
+            ],
+        },
+    )
+
+
+def test_target_group_health_and_short_deregistration(stage: StageTemplates) -> None:
+    stage.template("App").has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        {
+            "Port": 8000,
+            "TargetType": "ip",
+            "HealthCheckPath": "/api/v1/health",
+            "Matcher": {"HttpCode": "200"},
+            "TargetGroupAttributes": Match.array_with(
+                [{"Key": "deregistration_delay.timeout_seconds", "Value": "20"}]
+            ),
+        },
+    )
+
+
+def test_tasks_accept_only_the_load_balancer(stage: StageTemplates) -> None:
+    [rule] = [r["Properties"] for r in stage.resources("App", "AWS::EC2::SecurityGroupIngress").values()]
+    assert rule["FromPort"] == rule["ToPort"] == 8000
+    [alb_sg] = stage.resources("App", "AWS::EC2::SecurityGroup")
+    assert rule["SourceSecurityGroupId"] == {"Fn::GetAtt": [alb_sg, "GroupId"]}
+    assert stage.resolve("App", rule["GroupId"])[1] == stage.output("Network", "TaskSecurityGroupId")
+    assert stage.resources("Network", "AWS::EC2::SecurityGroupIngress") == {}
+
+
+def test_secrets_translated_to_the_apps_names(stage: StageTemplates) -> None:
+    database_secret_output = None
+    for unit, main in (("App", "app"), ("App", "worker"), ("Migrations", "migrate")):
+        container = containers(stage, unit, main)[main]
+        found = secrets(container)
+        assert set(found) == SECRET_SETTINGS, main
+        for variable, field in DATABASE_SECRET_FIELDS.items():
+            arn, suffix = found[variable]["Fn::Join"][1]
+            assert suffix == f":{field}::", variable
+            _, value = stage.resolve(unit, arn)
+            database_secret_output = database_secret_output or value
+            assert value == database_secret_output  # every field from the one Aurora secret
+        [attachment] = stage.resources("Data", "AWS::SecretsManager::SecretTargetAttachment")
+        assert database_secret_output == {"Ref": attachment}
+        _, secret_key = stage.resolve(unit, found["SECRET_KEY"])
+        [secret_key_id] = [
+            k
+            for k, s in stage.resources("Data", "AWS::SecretsManager::Secret").items()
+            if s["Properties"]["Name"].endswith("/secret-key")
+        ]
+        assert secret_key == {"Ref": secret_key_id}
+        assert found["MEDIA_SIGNING_PRIVATE_KEY"].endswith(
+            f":secret:{stage.config.media_signing_private_key_secret_name}"
+        )
+        assert not set(environment(container)) & SECRET_SETTINGS
+
+
+def test_plain_settings(stage: StageTemplates) -> None:
+    config = stage.config
+    for unit, main in (("App", "app"), ("App", "worker"), ("Migrations", "migrate")):
+        env = environment(containers(stage, unit, main)[main])
+        assert set(env) == PLAIN_SETTINGS, main
+        assert env["APP_ENV"] == "aws"
+        assert env["AWS_DEFAULT_REGION"] == config.region
+        assert env["FORWARD_FACING_NAME"] == config.domain_name
+        assert env["MEDIA_BASE_URL"] == config.site_url
+        assert env["MEDIA_SIGNING_KEY_ID"] == config.media_signing_key_id
+        assert env["PUBLIC_IMAGES_BUCKET"] == images_bucket_name(config, "public")
+        assert env["PRIVATE_IMAGES_BUCKET"] == images_bucket_name(config, "private")
+        assert env["WEB_CONCURRENCY"] == str(config.web_concurrency)
+        assert env["DB_POOL_SIZE"] == str(config.db_pool_size)
+        assert env["DB_MAX_OVERFLOW"] == str(config.db_max_overflow)
+        _, queue_url = stage.resolve(unit, env["EVENT_QUEUE_URL"])
+        [queue_id] = [
+            k
+            for k, q in stage.resources("Data", "AWS::SQS::Queue").items()
+            if "RedrivePolicy" in q["Properties"]
+        ]
+        assert queue_url == {"Ref": queue_id}
+
+
+def test_datadog_agent_and_log_router_sidecars(stage: StageTemplates) -> None:
+    config = stage.config
+    for main, service_name in (("app", "yoctogram-api"), ("worker", "yoctogram-event-worker")):
+        found = containers(stage, "App", main)
+        agent, router = found["datadog-agent"], found["log-router"]
+        assert agent["Image"] == config.datadog_agent_image
+        assert agent["Essential"] is False
+        expected = {
+            "DD_SITE": config.datadog_site,
+            "ECS_FARGATE": "true",
+            "DD_ENV": config.name,
+            "DD_SERVICE": service_name,
+        }
+        assert expected.items() <= environment(agent).items()
+        for sidecar in (agent, router):
+            assert secrets(sidecar) == {
+                "DD_API_KEY": f"arn:aws:secretsmanager:{config.region}:{config.account}:secret:"
+                f"{config.datadog_api_key_secret_name}"
+            }
+            assert "DD_API_KEY" not in environment(sidecar)
+            assert sidecar["LogConfiguration"]["LogDriver"] == "awslogs"
+        assert router["FirelensConfiguration"]["Type"] == "fluentbit"
+        assert router["FirelensConfiguration"]["Options"]["config-file-type"] == "file"
+        assert found[main]["LogConfiguration"] == {"LogDriver": "awsfirelens"}
+        assert environment(router)["DD_SITE"] == config.datadog_site
+
+
+def test_execution_role_reads_the_datadog_key_by_name(stage: StageTemplates) -> None:
+    config = stage.config
+    arn = f"arn:aws:secretsmanager:{config.region}:{config.account}:secret:{config.datadog_api_key_secret_name}-??????"
+    assert ("secretsmanager:GetSecretValue", arn) in permissions(stage, "App")
+
+
+def test_app_logs_in_cloudwatch_with_retention(stage: StageTemplates) -> None:
+    groups = stage.resources("App", "AWS::Logs::LogGroup").values()
+    assert len(groups) == 4  # app + sidecars, for the web service and the event worker
+    for group in groups:
+        assert group["Properties"]["RetentionInDays"] == stage.config.log_retention_days
+    stage.template("Migrations").has_resource_properties(
+        "AWS::Logs::LogGroup", {"RetentionInDays": stage.config.log_retention_days}
+    )
+
+
+def test_circuit_breaker_and_deployment_alarms(stage: StageTemplates) -> None:
+    web = service(stage, "app")
+    config = web["DeploymentConfiguration"]
+    assert config["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    assert config["MinimumHealthyPercent"] == 100
+    names = config["Alarms"]["AlarmNames"]
+    assert config["Alarms"]["Enable"] is True and config["Alarms"]["Rollback"] is True
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in stage.resources("App", "AWS::CloudWatch::Alarm").values()
+    }
+    assert {alarms[n]["MetricName"] for n in names} == {"HTTPCode_Target_5XX_Count", "UnHealthyHostCount"}
+    assert "DesiredCount" not in web  # autoscaling owns it; a deploy must not reset it
+    worker = service(stage, "worker")
+    assert worker["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    assert worker["DesiredCount"] == stage.config.worker_tasks
+
+
+def test_autoscaling_on_cpu_and_requests(stage: StageTemplates) -> None:
+    template = stage.template("App")
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {
+            "MinCapacity": stage.config.min_tasks,
+            "MaxCapacity": stage.config.max_tasks,
+            "ScalableDimension": "ecs:service:DesiredCount",
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
+                {
+                    "PredefinedMetricSpecification": {
+                        "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
+                    },
+                    "TargetValue": stage.config.scaling_cpu_target_percent,
+                }
+            ),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
+                {
+                    "PredefinedMetricSpecification": Match.object_like(
+                        {"PredefinedMetricType": "ALBRequestCountPerTarget"}
+                    ),
+                    "TargetValue": stage.config.scaling_requests_per_target,
+                }
+            ),
+        },
+    )
+
+
+def test_web_task_role_reaches_images_by_prefix_only(stage: StageTemplates) -> None:
+    config = stage.config
+    s3 = {(action, resource) for action, resource in permissions(stage, "App") if action.startswith("s3:")}
+    expected = set()
+    for privacy in ("public", "private"):
+        arn = f"arn:aws:s3:::{images_bucket_name(config, privacy)}"
+        expected |= {
+            ("s3:PutObject", f"{arn}/{privacy}/originals/*"),
+            ("s3:GetObject", f"{arn}/{privacy}/*"),
+            ("s3:ListBucket", arn),
+        }
+    assert s3 == expected
+
+
+def test_event_worker_consumes_the_queue(stage: StageTemplates) -> None:
+    [queue_id] = [
+        k for k, q in stage.resources("Data", "AWS::SQS::Queue").items() if "RedrivePolicy" in q["Properties"]
+    ]
+    sqs = {(action, resource) for action, resource in permissions(stage, "App") if action.startswith("sqs:")}
+    queue_arn = {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert {action for action, resource in sqs if stage.resolve("App", resource)[1] == queue_arn} >= {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+    }
