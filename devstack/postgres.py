@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,11 @@ class PostgresError(RuntimeError):
 def find_bin_dir() -> Path:
     """Return the folder holding `initdb`, `pg_ctl` and `postgres`."""
     try:
-        import pgserver
+        with (
+            warnings.catch_warnings()
+        ):  # pgserver's import warns about XDG_RUNTIME_DIR; we use no runtime dir
+            warnings.simplefilter("ignore")
+            import pgserver
 
         bundled = Path(pgserver.__file__).parent / "pginstall" / "bin"
         if (bundled / "pg_ctl").exists():

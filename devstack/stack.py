@@ -282,13 +282,12 @@ class Stack:
         if not self.app_env.get("EVENT_QUEUE_URL"):
             say("Event worker: no local queue (AWS_ENDPOINT_URL is external); not started")
             return
-        worker_module = PROJECT / "backend" / "app" / "events"
-        if worker_module.exists() or worker_module.with_suffix(".py").exists():
-            self.spawn(
-                "worker",
-                [sys.executable, "-m", "devstack.dispatcher"],
-                "event worker + compressor dispatcher (local queue)",
-            )
+        self.spawn(
+            "worker",
+            [sys.executable, "-m", "devstack.dispatcher"],
+            "event worker + compressor dispatcher (local queue)",
+            env={**self.app_env, "EVENT_WAIT_SECONDS": "2"},
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------
     def up(self) -> None:

@@ -15,7 +15,9 @@ from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
+from app.local_site import install_local_site
 from app.services.media_urls import MediaUrlBuilder
+from app.services.storage import ImageStorage, make_s3_client
 
 log = logging.getLogger("app")
 
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.storage = ImageStorage(make_s3_client(settings), settings)
         log.info("started", extra={"app_env": settings.APP_ENV, "pool_size": settings.DB_POOL_SIZE})
         try:
             yield
@@ -64,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.urls = urls
     install_error_handlers(app)
     app.include_router(api_router)
+    if settings.APP_ENV == "local":
+        install_local_site(app, settings)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     AWS_DEFAULT_REGION: str = "us-west-2"
     AWS_ENDPOINT_URL: str | None = None
     EVENT_QUEUE_URL: str | None = None
+    EVENT_WAIT_SECONDS: int = Field(default=20, ge=0, le=20)  # SQS long poll; the local stack uses less
     MEDIA_BASE_URL: str = "http://127.0.0.1:8000"
     MEDIA_SIGNING_KEY_ID: str = ""
     MEDIA_SIGNING_PRIVATE_KEY: SecretStr | None = None

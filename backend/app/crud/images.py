@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import VISIBLE_STATES, Image, User
+from app.models import VISIBLE_STATES, Image, ImageState, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +93,55 @@ async def feed(
 ) -> list[FeedRow]:
     result = await session.execute(feed_query(viewer_id=viewer_id, window=window, creator_id=creator_id))
     return [FeedRow(*row) for row in result.all()]
+
+
+# --- single images and their states (DESIGN.md: pending -> uploaded -> ready | rejected) ----------------
+async def get(session: AsyncSession, image_id: uuid.UUID) -> Image | None:
+    return await session.get(Image, image_id)
+
+
+async def create_pending(session: AsyncSession, *, owner_id: uuid.UUID, public: bool) -> Image:
+    image = Image(owner_id=owner_id, public=public)
+    session.add(image)
+    await session.commit()
+    return image
+
+
+# Which states each event may move a row out of. Conditional updates make every event idempotent and
+# order-independent: a rendition seen before its original still lands on `ready`, a late original event
+# never moves a `ready` row back.
+_MOVES: dict[str, tuple[str, ...]] = {
+    ImageState.UPLOADED.value: (ImageState.PENDING.value,),
+    ImageState.READY.value: (ImageState.PENDING.value, ImageState.UPLOADED.value, ImageState.REJECTED.value),
+    ImageState.REJECTED.value: (ImageState.PENDING.value, ImageState.UPLOADED.value),
+}
+
+
+async def move(
+    session: AsyncSession, image_id: uuid.UUID, to: ImageState, *, reason: str | None = None
+) -> bool:
+    """Move the row to `to` if its current state allows it (no commit); True when a row changed."""
+    values: dict[str, object] = {"state": to.value, "updated_at": sa.func.now()}
+    values["rejected_reason"] = reason if to == ImageState.REJECTED else None
+    result = await session.execute(
+        sa.update(Image)
+        .where(Image.id == image_id, Image.state.in_(_MOVES[to.value]))  # type: ignore[attr-defined]
+        .values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete(session: AsyncSession, image_id: uuid.UUID) -> None:
+    await session.execute(sa.delete(Image).where(Image.id == image_id))  # type: ignore[arg-type]
+    await session.commit()
+
+
+async def stale_pending(session: AsyncSession, *, older_than: datetime, limit: int) -> list[Image]:
+    """Pending rows made before `older_than`, oldest first (uses ix_images_pending_created)."""
+    result = await session.execute(
+        sa.select(Image)
+        .where(Image.state == ImageState.PENDING.value, Image.created_at < older_than)
+        .order_by(Image.created_at)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return list(result.scalars())

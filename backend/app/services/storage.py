@@ -1,0 +1,140 @@
+"""The images buckets: presigned uploads, existence checks, refusal markers, deletion.
+
+One boto3 client per process (made in the lifespan). boto3 is blocking, so every call runs in a worker
+thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.core.config import Settings
+from app.core.errors import Unavailable
+
+log = logging.getLogger("app.storage")
+
+RENDITION_EXTENSIONS = ("webp", "jpg")  # the compressor writes .webp (or .jpg with its JPEG fallback)
+DEFAULT_CONTENT_TYPE = "image/jpeg"
+
+
+def make_s3_client(settings: Settings) -> Any:
+    """The process's S3 client: regional, SigV4, bounded retries and timeouts."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        region_name=settings.AWS_DEFAULT_REGION,
+        endpoint_url=settings.AWS_ENDPOINT_URL or None,
+        config=Config(
+            signature_version="s3v4",
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=3,
+            read_timeout=10,
+            max_pool_connections=32,
+        ),
+    )
+
+
+def _missing(error: ClientError) -> bool:
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
+@dataclass
+class PresignedPost:
+    url: str
+    fields: dict[str, str]
+
+
+class ImageStorage:
+    """What the API does with the two images buckets."""
+
+    def __init__(self, client: Any, settings: Settings) -> None:
+        self.client = client
+        self.public_bucket = settings.PUBLIC_IMAGES_BUCKET
+        self.private_bucket = settings.PRIVATE_IMAGES_BUCKET
+        self.max_upload_bytes = settings.MAX_UPLOAD_BYTES
+        self.expires_seconds = settings.UPLOAD_URL_EXPIRES_SECONDS
+
+    def bucket(self, public: bool) -> str:
+        return self.public_bucket if public else self.private_bucket
+
+    async def _call(self, what: str, function: Any, **kwargs: Any) -> Any:
+        try:
+            return await anyio.to_thread.run_sync(lambda: function(**kwargs))
+        except ClientError as error:
+            if _missing(error):
+                raise
+            log.exception("S3 %s failed", what)
+            raise Unavailable("The image store is unavailable; try again in a moment") from None
+        except BotoCoreError:
+            log.exception("S3 %s failed", what)
+            raise Unavailable("The image store is unavailable; try again in a moment") from None
+
+    async def presigned_post(self, *, key: str, public: bool, content_type: str) -> PresignedPost:
+        """A POST policy for exactly `key`: 1 byte to MAX_UPLOAD_BYTES, an image/* type, a short expiry.
+
+        `fields` names every form field the policy checks (key, Content-Type and the signature fields),
+        so a client that sends `fields` back unchanged, then the file, satisfies S3.
+        """
+        presigned = await self._call(
+            "presigned POST",
+            self.client.generate_presigned_post,
+            Bucket=self.bucket(public),
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[
+                ["content-length-range", 1, self.max_upload_bytes],
+                ["starts-with", "$Content-Type", "image/"],
+            ],
+            ExpiresIn=self.expires_seconds,
+        )
+        return PresignedPost(url=presigned["url"], fields=dict(presigned["fields"]))
+
+    async def exists(self, *, key: str, public: bool) -> bool:
+        try:
+            await self._call("HEAD", self.client.head_object, Bucket=self.bucket(public), Key=key)
+        except ClientError:
+            return False
+        return True
+
+    async def read_json(self, *, key: str, public: bool) -> dict[str, Any] | None:
+        """A small JSON object (a refusal marker), or None when it is missing or unreadable."""
+        try:
+            got = await self._call("GET", self.client.get_object, Bucket=self.bucket(public), Key=key)
+            body = await anyio.to_thread.run_sync(lambda: got["Body"].read(64 * 1024))
+        except ClientError:
+            return None
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    async def delete_all(self, *, privacy: str, image_id: str, public: bool) -> None:
+        """Delete the original, every rendition and the refusal marker of one image."""
+        keys = [f"{privacy}/originals/{image_id}"]
+        keys += [f"{privacy}/renditions/{image_id}.{ext}" for ext in (*RENDITION_EXTENSIONS, "rejected")]
+        result = await self._call(
+            "delete",
+            self.client.delete_objects,
+            Bucket=self.bucket(public),
+            Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+        )
+        if result.get("Errors"):
+            log.error("S3 delete left objects behind", extra={"errors": result["Errors"]})
+            raise Unavailable("Some files of the image could not be deleted; try again")
+
+    async def get_object(self, *, key: str, public: bool) -> dict[str, Any] | None:
+        """The object's response (streaming body), or None when it does not exist (the local gateway)."""
+        try:
+            return dict(await self._call("GET", self.client.get_object, Bucket=self.bucket(public), Key=key))
+        except ClientError:
+            return None
