@@ -22,7 +22,7 @@ log = logging.getLogger("devstack.dispatcher")
 
 
 def main() -> None:
-    import handler as compressor  # noqa: PLC0415 - compressor/ is on PYTHONPATH in the local stack
+    import handler as compressor  # compressor/ is on PYTHONPATH in the local stack
 
     settings = get_settings()
     configure_logging(settings.LOG_LEVEL)

@@ -54,7 +54,7 @@ class Layout:
 
 def client(service: str, endpoint_url: str) -> Any:
     """A boto3 client for the local server (dummy credentials, fixed region)."""
-    import boto3
+    import boto3  # imported on first use: it is slow to import, and not every process needs it
 
     return boto3.client(
         service,

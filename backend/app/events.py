@@ -228,7 +228,7 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 
 
 def make_sqs_client(settings: Settings) -> Any:
-    import boto3
+    import boto3  # imported on first use: it is slow to import, and not every process needs it
 
     return boto3.client(
         "sqs", region_name=settings.AWS_DEFAULT_REGION, endpoint_url=settings.AWS_ENDPOINT_URL or None

@@ -163,3 +163,50 @@ def test_make_up_on_a_taken_port_says_so(up_env: tuple[dict[str, str], Path]) ->
     assert result.returncode != 0
     assert f"Port {env['PORT']} for the app (PORT) is already in use" in result.stderr
     assert f"PORT={int(env['PORT']) + 10} make up" in result.stderr
+
+
+def test_make_up_turns_an_upload_into_a_served_rendition(up_env: tuple[dict[str, str], Path]) -> None:
+    """DESIGN.md locally: S3 notification -> queue -> dispatcher -> compressor + event worker -> API."""
+    import io
+
+    from PIL import Image
+
+    env, local_dir = up_env
+    stack = Up(env, local_dir)
+    stack.start()
+    api = f"{stack.url}/api/v1"
+    try:
+        account = {"username": "uploader", "email": "uploader@example.com", "password": "uploading-pw"}
+        httpx.post(f"{api}/auth/register/", json=account)
+        token = httpx.post(f"{api}/auth/login/", json=account).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        photo = io.BytesIO()
+        Image.effect_mandelbrot((1600, 1200), (-2, -1.2, 1, 1.2), 60).convert("RGB").save(
+            photo, "JPEG", quality=95
+        )
+
+        def upload(privacy: str, data: bytes, content_type: str) -> str:
+            made = httpx.post(f"{api}/images/upload/{privacy}/generate", headers=headers).json()
+            sent = httpx.post(made["url"], data=made["fields"], files={"file": ("f", data, content_type)})
+            assert sent.status_code == 204
+            return str(made["id"])
+
+        good = upload("private", photo.getvalue(), "image/jpeg")
+        bad = upload("public", b"<html>not a picture</html>", "image/jpeg")
+        deadline = time.monotonic() + 20
+        uri = ""
+        while time.monotonic() < deadline and ".webp" not in uri:
+            uri = httpx.get(f"{api}/images/media/{good}", headers=headers).json().get("uri", "")
+            time.sleep(0.3)
+        assert f"/private/renditions/{good}.webp?" in uri
+        served = httpx.get(uri)
+        assert served.status_code == 200 and served.headers["content-type"] == "image/webp"
+        assert len(served.content) <= 0.75 * len(photo.getvalue())
+        assert Image.open(io.BytesIO(served.content)).size == (1080, 810)
+        rejected = httpx.get(f"{api}/images/media/{bad}")
+        while time.monotonic() < deadline and rejected.status_code != 422:
+            time.sleep(0.3)
+            rejected = httpx.get(f"{api}/images/media/{bad}")
+        assert rejected.status_code == 422 and "rejected" in rejected.json()["detail"]
+    finally:
+        stack.ctrl_c()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -70,7 +69,7 @@ class Settings(BaseSettings):
     def secret_key(self) -> str:
         return self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else LOCAL_DEV_SECRET
 
-    @cached_property
+    @property
     def database_url(self) -> URL:
         """The asyncpg URL to connect to."""
         if self.DATABASE_URL:

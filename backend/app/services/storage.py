@@ -26,7 +26,7 @@ DEFAULT_CONTENT_TYPE = "image/jpeg"
 
 def make_s3_client(settings: Settings) -> Any:
     """The process's S3 client: regional, SigV4, bounded retries and timeouts."""
-    import boto3
+    import boto3  # imported on first use: it is slow to import, and not every process needs it
 
     return boto3.client(
         "s3",
