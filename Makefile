@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help up down reset logs test lint format venv reset-venv synth
+.PHONY: help up down reset logs seed test lint format venv reset-venv synth
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ down: $(STAMP) ## Stop what `make up` started (from another terminal, or after a
 
 reset: $(STAMP) ## Stop the local stack and wipe .local/ (database, objects, keys)
 	@$(PY) -m devstack reset
+
+seed: $(STAMP) ## Create the demo user and a few public and private posts (needs `make up` running)
+	@$(PY) -m devstack.seed
 
 logs: ## Follow the logs of the local stack's services
 	@mkdir -p .local/logs && touch .local/logs/api.log && tail -n 50 -F .local/logs/*.log

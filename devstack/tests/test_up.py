@@ -208,5 +208,15 @@ def test_make_up_turns_an_upload_into_a_served_rendition(up_env: tuple[dict[str,
             time.sleep(0.3)
             rejected = httpx.get(f"{api}/images/media/{bad}")
         assert rejected.status_code == 422 and "rejected" in rejected.json()["detail"]
+
+        seeded = subprocess.run(
+            ["make", "-s", "seed"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+        assert "as 'demo' with password" in seeded.stdout
+        public = httpx.get(f"{api}/feed/latest").json()["results"]
+        assert (
+            sum(item["creator_username"] == "demo" for item in public) == 3
+        )  # its 2 private posts stay private
     finally:
         stack.ctrl_c()
