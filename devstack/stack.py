@@ -343,9 +343,9 @@ class Stack:
                 self.postgres.stop()
             except PostgresError as error:
                 print(f"warning: {error}", file=sys.stderr)
-        for path in (self.settings.children_file, self.settings.pid_file):
-            if _read_pid(path) in (None, os.getpid()) or path == self.settings.children_file:
-                path.unlink(missing_ok=True)
+        self.settings.children_file.unlink(missing_ok=True)
+        if _read_pid(self.settings.pid_file) == os.getpid():  # never remove another `make up`'s pid file
+            self.settings.pid_file.unlink(missing_ok=True)
 
 
 def _stop_group(pid: int, process: subprocess.Popen[bytes] | None = None, timeout: float = 10.0) -> None:
