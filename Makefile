@@ -9,8 +9,10 @@ REQUIREMENTS := $(wildcard requirements/*.txt backend/requirements.txt compresso
 PYTEST_ARGS ?=
 
 NODE_STAMP := node_modules/.installed
+FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html \
+	frontend/vite.config.js frontend/package.json frontend/package-lock.json
 
-.PHONY: help up down reset logs seed test lint format venv reset-venv synth
+.PHONY: help up down reset logs seed test lint format venv reset-venv synth frontend
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,10 +28,15 @@ $(NODE_STAMP): package.json package-lock.json
 	@npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-synth: $(STAMP) $(NODE_STAMP) ## cdk synth of every stage (cdk-nag gate) + cfn-lint; offline, no AWS credentials
+frontend/dist/index.html: $(FRONTEND_SOURCES) scripts/build_frontend.sh
+	@scripts/build_frontend.sh
+
+frontend: frontend/dist/index.html ## Build the web client into frontend/dist (hashed assets + config.json)
+
+synth: $(STAMP) $(NODE_STAMP) frontend ## cdk synth of every stage (cdk-nag gate) + cfn-lint; offline, no AWS credentials
 	@$(PY) scripts/synth.py
 
-up: $(STAMP) ## Run the whole app locally at http://127.0.0.1:8000 (Ctrl-C stops it)
+up: $(STAMP) frontend ## Run the whole app locally at http://127.0.0.1:8000 (Ctrl-C stops it)
 	@$(PY) -m devstack up
 
 down: $(STAMP) ## Stop what `make up` started (from another terminal, or after a crash)
@@ -44,14 +51,15 @@ seed: $(STAMP) ## Create the demo user and a few public and private posts (needs
 logs: ## Follow the logs of the local stack's services
 	@mkdir -p .local/logs && touch .local/logs/api.log && tail -n 50 -F .local/logs/*.log
 
-lint: $(STAMP) ## ruff (lint + format check)
+lint: $(STAMP) frontend ## ruff (lint + format check) and prettier (web client)
 	@echo "==> ruff check"; $(VENV)/bin/ruff check .
 	@echo "==> ruff format --check"; $(VENV)/bin/ruff format --check .
+	@echo "==> prettier --check frontend"; cd frontend && npm run -s lint
 
 format: $(STAMP) ## Fix what ruff can fix and format the code
 	@$(VENV)/bin/ruff check --fix . ; $(VENV)/bin/ruff format .
 
-test: $(STAMP) $(NODE_STAMP) lint ## Lint, then every test (starts its own PostgreSQL and S3 on free ports)
+test: $(STAMP) $(NODE_STAMP) frontend lint ## Lint, then every test (starts its own PostgreSQL and S3 on free ports)
 	@echo "==> pytest"
 	@$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -20,7 +20,9 @@ from app.services.media_urls import MediaUrlBuilder
 _bearer = HTTPBearer(auto_error=False, description="The access_token from POST /api/v1/auth/login/")
 
 
-def get_settings(request: Request) -> Settings:
+# `async def` on purpose: FastAPI runs a plain `def` dependency in the thread pool, two thread hops per
+# request for an attribute read (bench/README.md, "Changes made from the benchmark").
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
@@ -29,7 +31,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_urls(request: Request) -> MediaUrlBuilder:
+async def get_urls(request: Request) -> MediaUrlBuilder:
     return request.app.state.urls  # type: ignore[no-any-return]
 
 
