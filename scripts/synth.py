@@ -4,8 +4,11 @@ Offline by construction: no lookups (config pins account, region and zones), no 
 are only hashed), no AWS credentials needed. Runs the CLI pinned in package.json, with the Node 22
 that package.json installs on linux-x64 when present (the system Node otherwise).
 
-Exit status is non-zero when synthesis fails, which includes any cdk-nag finding that is not
-acknowledged, or when cfn-lint reports anything that `.cfnlintrc` does not ignore.
+Exit status is non-zero when synthesis fails, which includes a missing web client build (`make
+frontend` makes `frontend/dist`) and any cdk-nag finding that is not acknowledged, or when cfn-lint
+reports anything that `.cfnlintrc` does not ignore.
+
+Arguments are passed on to `cdk synth`, e.g. `-c yoctogram:frontendDist=<folder>` to deploy another build.
 """
 
 from __future__ import annotations
@@ -44,14 +47,14 @@ def main() -> int:
     # '**' selects the stacks inside the stages too; without it the CLI would show (and gate on) only
     # top-level stacks, and there are none.
     synth = subprocess.run(  # noqa: S603 (fixed argv from this repository, no shell)
-        [str(CDK), "synth", "**", "--quiet", "--output", str(OUTDIR)],
+        [str(CDK), "synth", "**", "--quiet", "--output", str(OUTDIR), *sys.argv[1:]],
         cwd=ROOT,
         env=cdk_environment(),
         check=False,
     )
     if synth.returncode != 0:
         print(
-            "cdk synth failed (see the report above: cdk-nag findings must be fixed or acknowledged).",
+            "cdk synth failed (see above: a missing web client build, or cdk-nag findings to fix or acknowledge).",
             file=sys.stderr,
         )
         return synth.returncode

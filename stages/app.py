@@ -10,10 +10,14 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from stages.components.web_client import frontend_build
 from stages.config import PROD, STAGING, EnvironmentConfig
 from stages.stage import YoctogramStage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+FRONTEND_BUILD = REPO_ROOT / "frontend" / "dist"
+FRONTEND_BUILD_CONTEXT = "yoctogram:frontendDist"
+"""Context key naming another web client build folder (relative to the repository root or absolute)."""
 
 STAGE_IDS = {"staging": "Staging", "prod": "Prod"}
 
@@ -34,15 +38,27 @@ def cdk_json_context() -> dict[str, Any]:
 
 
 def build_app(
-    outdir: str | None = None, *, configs: Iterable[EnvironmentConfig] = (STAGING, PROD)
+    outdir: str | None = None,
+    *,
+    configs: Iterable[EnvironmentConfig] = (STAGING, PROD),
+    frontend_dist: Path | None = None,
 ) -> cdk.App:
     """An App with one `YoctogramStage` per config and the cdk-nag AwsSolutions pack registered.
 
     cdk-nag 3 runs as a validation plugin of the App (on a Stage it would check nothing): `app.synth()`
     fails with a report when any finding is not acknowledged on its construct.
+
+    The web client is deployed from `frontend_dist`, else from the folder the context key
+    `yoctogram:frontendDist` names, else from `frontend/dist`; a folder without a build raises
+    `MissingFrontendBuild`, which says to run `make frontend`. (Tests pass a small stand-in build, so
+    the infrastructure suite needs neither Node nor the frontend's toolchain.)
     """
     app = cdk.App(outdir=outdir, context=cdk_json_context(), analytics_reporting=False)
+    if frontend_dist is None:
+        named = app.node.try_get_context(FRONTEND_BUILD_CONTEXT)
+        frontend_dist = REPO_ROOT / named if named else FRONTEND_BUILD
+    build = frontend_build(frontend_dist)
     for config in configs:
-        YoctogramStage(app, STAGE_IDS[config.name], config=config)
+        YoctogramStage(app, STAGE_IDS[config.name], config=config, frontend_build=build)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app

@@ -1,40 +1,42 @@
-"""App stack: the web service and its load balancer, the event worker, alarms and dashboard."""
+"""App stack: the web service, event worker, compressor, CloudFront, DNS, alarms and dashboard."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stages.components.backend_settings import backend_settings
+from stages.components.cdn import Cdn
+from stages.components.compressor import Compressor
 from stages.components.event_worker import EventWorker
+from stages.components.image_access import grant_image_objects
+from stages.components.images_buckets import ORIGINALS, RENDITIONS
 from stages.components.monitoring import Monitoring
 from stages.components.task_roles import acknowledge_image_pull
 from stages.components.telemetry import log_router_image
+from stages.components.web_client import WebClient
 from stages.components.web_service import WebService
 from stages.config import EnvironmentConfig
 from stages.data_stack import DataStack
+from stages.edge_stack import EdgeStack
 from stages.network_stack import NetworkStack
 from stages.pinned_stack import PinnedStack
 
-# What the API does with the images buckets (DESIGN: keys are `{privacy}/{originals|renditions}/...`):
-# sign browser uploads of originals, and read/HEAD originals and renditions.
-UPLOAD_PREFIX = "originals"
-
 
 class AppStack(PinnedStack):
-    """Deploys last: the ECS services from the backend image, behind the load balancer, and monitoring.
+    """Deploys last: the ECS services from the backend image behind the load balancer, the compressor,
+    CloudFront in front of it all with the web client, DNS, and monitoring.
 
-    Issue 8 adds CloudFront, DNS, the compressor and the EventBridge rules; they receive the load
-    balancer (`web.load_balancer`), the buckets and the queue from the stage, and pass the CloudFront
-    public key id in as `media_signing_key_id`.
+    From the edge stack (us-east-1) it takes the certificate, the web ACL and the media key group; the
+    CloudFront public key id reaches the tasks as `media_signing_key_id`.
     """
 
     def __init__(
@@ -43,10 +45,12 @@ class AppStack(PinnedStack):
         construct_id: str,
         *,
         config: EnvironmentConfig,
+        edge: EdgeStack,
         network: NetworkStack,
         data: DataStack,
         image: ecs.ContainerImage,
         media_signing_key_id: str,
+        frontend_build: Path,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, config=config, **kwargs)
@@ -76,6 +80,27 @@ class AppStack(PinnedStack):
             allow_all_outbound=True,
             mutable=True,
         )
+        # The value of the header CloudFront adds and the load balancer requires: generated, never seen.
+        origin_verify = secretsmanager.Secret(
+            self,
+            "OriginVerify",
+            secret_name=f"yoctogram/{config.name}/origin-verify",
+            description="X-Origin-Verify: the header CloudFront adds to requests for the load balancer",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=48, exclude_punctuation=True
+            ),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        Validations.of(origin_verify).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-SMG4",
+                reason="Nobody uses this value: CloudFormation writes it into the distribution's origin header "
+                "and the listener rule, and re-reads it only when those change, so a rotation Lambda would "
+                "change nothing. It is replaced by a deployment instead: stages/runbooks/origin-verify-header.md.",
+            )
+        )
+        # Resolved by CloudFormation from Secrets Manager (a dynamic reference): never in the template.
+        origin_verify_value = origin_verify.secret_value.unsafe_unwrap()
 
         self.web = WebService(
             self,
@@ -89,13 +114,27 @@ class AppStack(PinnedStack):
             datadog_api_key=datadog_api_key,
             hosted_zone=hosted_zone,
             access_logs=data.access_logs,
+            origin_verify_value=origin_verify_value,
         )
-        self._grant_images_access(
+        grant_image_objects(
             self.web.task_definition.task_role,
-            bucket_names={
-                "public": data.public_images_bucket_name,
-                "private": data.private_images_bucket_name,
-            },
+            who="The API",
+            bucket_names=data.image_bucket_names,
+            grants=[
+                (
+                    ORIGINALS,
+                    "*",
+                    ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+                    "signs upload forms for, HEADs and deletes originals",
+                ),
+                (
+                    RENDITIONS,
+                    "*",
+                    ["s3:GetObject", "s3:DeleteObject"],
+                    "reads refusal markers and deletes renditions and markers with their image",
+                ),
+            ],
+            list_buckets=True,
         )
 
         self.worker = EventWorker(
@@ -110,6 +149,36 @@ class AppStack(PinnedStack):
             datadog_api_key=datadog_api_key,
             queue=data.event_queue,
         )
+        grant_image_objects(
+            self.worker.task_definition.task_role,
+            who="The event worker",
+            bucket_names=data.image_bucket_names,
+            grants=[(RENDITIONS, "*.rejected", ["s3:GetObject"], "reads the reason of a refusal marker")],
+            list_buckets=False,
+        )
+
+        self.compressor = Compressor(self, "Compressor", config=config, bucket_names=data.image_bucket_names)
+
+        self.cdn = Cdn(
+            self,
+            "Cdn",
+            config=config,
+            certificate=edge.certificate,
+            web_acl_arn=edge.web_acl.attr_arn,
+            key_group=edge.media_signing.key_group,
+            origin_verify_value=origin_verify_value,
+            image_bucket_names=data.image_bucket_names,
+            access_logs=data.access_logs,
+            hosted_zone=hosted_zone,
+        )
+        self.web_client = WebClient(
+            self,
+            "WebClient",
+            config=config,
+            build=frontend_build,
+            bucket=self.cdn.site_bucket,
+            distribution=self.cdn.distribution,
+        )
 
         self.monitoring = Monitoring(
             self,
@@ -122,6 +191,7 @@ class AppStack(PinnedStack):
             database=data.database.cluster,
             queue=data.event_queue,
             dead_letter_queue=data.event_dead_letter_queue,
+            compressor_failures=self.compressor.failures,
         )
         self.web.use_deployment_alarms(self.monitoring.deployment_alarms)
 
@@ -137,41 +207,7 @@ class AppStack(PinnedStack):
             "TargetGroupFullName": cdk.CfnOutput(
                 self, "TargetGroupFullName", value=self.web.target_group.target_group_full_name
             ),
+            "CompressorFunctionName": cdk.CfnOutput(
+                self, "CompressorFunctionName", value=self.compressor.function.function_name
+            ),
         }
-
-    @staticmethod
-    def _grant_images_access(role: iam.IRole, *, bucket_names: dict[str, str]) -> None:
-        """Object access by key prefix: each bucket only under its own privacy prefix (DESIGN).
-
-        The API signs upload forms for originals (PutObject) and HEADs/reads originals and renditions
-        (GetObject); ListBucket lets a HEAD of a missing key answer 404 rather than 403.
-        """
-        for privacy, bucket_name in bucket_names.items():
-            bucket_arn = f"arn:aws:s3:::{bucket_name}"
-            originals = f"{bucket_arn}/{privacy}/{UPLOAD_PREFIX}/*"
-            everything = f"{bucket_arn}/{privacy}/*"
-            role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[originals]))
-            role.add_to_principal_policy(
-                iam.PolicyStatement(actions=["s3:GetObject"], resources=[everything])
-            )
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=["s3:ListBucket"],
-                    resources=[bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{privacy}/*"]}},
-                )
-            )
-            policy = role.node.try_find_child("DefaultPolicy")
-            assert policy is not None
-            Validations.of(policy).acknowledge(
-                cdk.Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::{originals}]",
-                    reason=f"Upload forms for any new image id: PutObject is limited to the {privacy} bucket's "
-                    f"'{privacy}/{UPLOAD_PREFIX}/' prefix, where originals are keyed by image id.",
-                ),
-                cdk.Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::{everything}]",
-                    reason=f"The API HEADs and reads any original or rendition of the {privacy} bucket, keyed "
-                    f"by image id under '{privacy}/'; nothing outside that prefix.",
-                ),
-            )

@@ -16,6 +16,13 @@ import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 
 REGION = "us-west-2"
+"""The region of every stack of a stage but the edge stack."""
+EDGE_REGION = "us-east-1"
+"""CloudFront only takes certificates from ACM in us-east-1, and its WAF web ACLs live there too."""
+
+CLOUDFRONT_ORIGIN_FACING_PREFIX_LISTS = {"us-west-2": "pl-82a045eb", "us-east-1": "pl-3b927c52"}
+"""AWS-managed prefix list `com.amazonaws.global.cloudfront.origin-facing`, by region: a fixed id that AWS
+publishes, written here so that synth never looks it up."""
 
 _RETENTION = {
     7: logs.RetentionDays.ONE_WEEK,
@@ -25,7 +32,6 @@ _RETENTION = {
     180: logs.RetentionDays.SIX_MONTHS,
     365: logs.RetentionDays.ONE_YEAR,
 }
-"""The region every stack of a stage is deployed to (the edge stack of issue 8 goes to us-east-1)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,6 +53,28 @@ class AlarmThresholds:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class CompressorSettings:
+    """The compressor Lambda: its size, how much of it may run at once, and what renditions it makes."""
+
+    reserved_concurrency: int
+    """Upper bound of concurrent invocations, so a burst of uploads cannot starve the account's Lambdas;
+    events beyond it wait in Lambda's async queue (up to `max_event_age_minutes`)."""
+    memory_mib: int
+    """Also buys CPU: 1024 MB decodes a 12-megapixel JPEG and encodes its WebP in well under the timeout."""
+    timeout_seconds: int
+    retry_attempts: int
+    """Async retries of a failed invocation (0-2) before the event goes to the failure queue."""
+    max_event_age_minutes: int
+    """An event older than this (throttled or retried) goes to the failure queue instead."""
+    max_long_edge: int
+    """`MAX_LONG_EDGE` of the rendition, in pixels."""
+    output_format: str
+    """`OUTPUT_FORMAT`: `webp`, or `jpeg` for the JPEG fallback (`.jpg` renditions)."""
+    webp_quality: int
+    log_level: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class EnvironmentConfig:
     """Everything that differs between staging and prod."""
 
@@ -59,12 +87,12 @@ class EnvironmentConfig:
 
     # DNS
     domain_name: str
-    """The site's domain: CloudFront (issue 8) serves the web client, the API and the media here."""
+    """The site's domain: CloudFront serves the web client, the API and the media here."""
     hosted_zone_id: str
     hosted_zone_name: str
     """The Route 53 zone holding `domain_name` and `origin_domain_name`, imported by attributes."""
     origin_domain_name: str
-    """Name of the regional load balancer's certificate; CloudFront (issue 8) uses it as its origin."""
+    """Name of the regional load balancer's certificate and alias record; CloudFront's origin for `/api/*`."""
 
     # Network
     vpc_cidr: str
@@ -109,12 +137,21 @@ class EnvironmentConfig:
     datadog_agent_image: str
     log_router_base_image: str
 
+    # Edge (CloudFront, WAF) and the images
+    max_upload_bytes: int
+    """Largest original a browser may upload: the API's upload policy (`MAX_UPLOAD_BYTES`) and the web
+    client's `config.json` (`maxUploadBytes`) both get it, so they never disagree."""
+    auth_rate_limit_per_5_minutes: int
+    """WAF: requests to `/api/v1/auth/*` one client IP may make in 5 minutes before it is answered 429."""
+    compressor: CompressorSettings
+
     # Secrets created outside the stacks (by the operators, once per environment; see the names)
     datadog_api_key_secret_name: str
     media_signing_private_key_secret_name: str
-    media_signing_key_id: str
-    """CloudFront public key id (`MEDIA_SIGNING_KEY_ID`). Issue 8 creates the key group next to
-    CloudFront and passes its id to `AppStack`; until then this placeholder is what tasks get."""
+    """The private half of `media_signing_public_key` (PEM), the API's `MEDIA_SIGNING_PRIVATE_KEY`."""
+    media_signing_public_key: str
+    """PEM public key that CloudFront trusts for `/private/*` signed URLs (not a secret). Its CloudFront
+    id becomes `MEDIA_SIGNING_KEY_ID`. See stages/runbooks/media-signing-key.md to make or rotate a pair."""
 
     def __post_init__(self) -> None:
         if len(self.availability_zones) != 2:
@@ -133,11 +170,58 @@ class EnvironmentConfig:
             self.hosted_zone_name
         ):
             raise ValueError(f"{self.name}: domain names must sit in the hosted zone {self.hosted_zone_name}")
+        if self.region not in CLOUDFRONT_ORIGIN_FACING_PREFIX_LISTS:
+            raise ValueError(f"{self.name}: add CloudFront's origin-facing prefix list id for {self.region}")
+        if self.max_upload_bytes <= 0:
+            raise ValueError(f"{self.name}: max_upload_bytes must be positive")
+        if not 10 <= self.auth_rate_limit_per_5_minutes <= 2_000_000_000:
+            raise ValueError(f"{self.name}: WAF rate limits are between 10 and 2,000,000,000 requests")
+        if self.compressor.output_format not in ("webp", "jpeg"):
+            raise ValueError(f"{self.name}: the compressor's output_format is webp or jpeg")
+        if not 0 <= self.compressor.retry_attempts <= 2:
+            raise ValueError(f"{self.name}: Lambda retries an async event 0 to 2 times")
+        if not 1 <= self.compressor.max_event_age_minutes <= 360:
+            raise ValueError(f"{self.name}: an async event's maximum age is 1 minute to 6 hours")
+        if self.max_db_connections > self.aurora_connection_limit:
+            raise ValueError(
+                f"{self.name}: the service may open {self.max_db_connections} database connections, more than "
+                f"the {self.aurora_connection_limit} Aurora allows at {self.aurora_min_acu} ACU (its minimum): "
+                "lower db_pool_size, db_max_overflow, web_concurrency or max_tasks, or raise aurora_min_acu"
+            )
+        key = self.media_signing_public_key.strip()
+        if not (key.startswith("-----BEGIN PUBLIC KEY-----") and key.endswith("-----END PUBLIC KEY-----")):
+            raise ValueError(f"{self.name}: media_signing_public_key must be a PEM public key")
+
+    @property
+    def max_db_connections(self) -> int:
+        """The most connections the service can hold: every pool full, in every web worker of every task at
+        maximum scale, every event worker task, and one migration task (README, "The database connection
+        budget")."""
+        per_process = self.db_pool_size + self.db_max_overflow
+        return per_process * (self.web_concurrency * self.max_tasks + self.worker_tasks + 1)
+
+    @property
+    def aurora_connection_limit(self) -> int:
+        """Aurora PostgreSQL's `max_connections` at the minimum capacity, where scale-up starts from:
+        LEAST(DBInstanceClassMemory / 9531392, 5000) with about 2 GiB per ACU, less the 3 connections
+        reserved for RDS's own use."""
+        memory = self.aurora_min_acu * 2 * 1024**3
+        return min(int(memory // 9_531_392), 5000) - 3
 
     @property
     def env(self) -> cdk.Environment:
-        """The CDK environment every stack of this stage is pinned to."""
+        """The CDK environment every stack of this stage but the edge stack is pinned to."""
         return cdk.Environment(account=self.account, region=self.region)
+
+    @property
+    def edge_env(self) -> cdk.Environment:
+        """The edge stack's environment: same account, us-east-1."""
+        return cdk.Environment(account=self.account, region=EDGE_REGION)
+
+    @property
+    def cloudfront_prefix_list_id(self) -> str:
+        """CloudFront's origin-facing prefix list in `region`: the only source the load balancer admits."""
+        return CLOUDFRONT_ORIGIN_FACING_PREFIX_LISTS[self.region]
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -159,6 +243,19 @@ class EnvironmentConfig:
         return f"yoctogram-{self.name}-{unit}"
 
 
+_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# The compressor's settings that staging and prod share (its author's recommendations).
+_COMPRESSOR = {
+    "memory_mib": 1024,
+    "timeout_seconds": 30,
+    "retry_attempts": 2,
+    "max_event_age_minutes": 120,
+    "max_long_edge": 1080,
+    "output_format": "webp",
+    "webp_quality": 80,
+    "log_level": "INFO",
+}
+# Both tags are published (public.ecr.aws) and pinned so a deployment never pulls a moving tag.
 _DATADOG_AGENT_IMAGE = "public.ecr.aws/datadog/agent:7.60.0"
 _LOG_ROUTER_BASE_IMAGE = "public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32.4"
 
@@ -204,9 +301,23 @@ STAGING = EnvironmentConfig(
     datadog_site="datadoghq.com",
     datadog_agent_image=_DATADOG_AGENT_IMAGE,
     log_router_base_image=_LOG_ROUTER_BASE_IMAGE,
+    max_upload_bytes=_MAX_UPLOAD_BYTES,
+    # Load tests run against staging from one address and sign many users in at once.
+    auth_rate_limit_per_5_minutes=2000,
+    compressor=CompressorSettings(reserved_concurrency=5, **_COMPRESSOR),
     datadog_api_key_secret_name="yoctogram/staging/datadog-api-key",  # noqa: S106 (a name, not a secret)
     media_signing_private_key_secret_name="yoctogram/staging/media-signing-private-key",  # noqa: S106
-    media_signing_key_id="PENDING-CLOUDFRONT-PUBLIC-KEY",
+    # placeholder: the adopting team puts the public half of its staging signing key here
+    media_signing_public_key="""-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu8T85V2NFg+IkbH+kn0I
+rwgsv1S/fmSlFNFk4YQgAzabvwORJiV9j0l7XvnuNVjPO0xiMXylYlsuDMVLnc0K
+MPCwgKEku/urZ6VYl8+HLsRRXtaawRFXwkDy0caY3z27Hk7pXkyJe4I0ZDIjc+rh
+bZaoEGmbF9ld7a1FJhDPrz+12t+676DfKZ9TcD011zwSKnh+LJ0VFo0ZlyaQvWQJ
+EJQIP/Xd98zBOQ+Y0Ey8tg/xZL1CA79tbNTCkl2XpYPdQjnydJf2ur251Wkzto/M
+TPuTVsMLsYktWXsBPCbeXAmtjXnWE4TBNkNdCEjH/VUtjWIrHiOGPuXRwQdaRiTF
+LQIDAQAB
+-----END PUBLIC KEY-----
+""",
 )
 
 PROD = EnvironmentConfig(
@@ -225,13 +336,13 @@ PROD = EnvironmentConfig(
     max_tasks=10,
     scaling_cpu_target_percent=50,
     scaling_requests_per_target=1000,
-    web_concurrency=4,
-    db_pool_size=10,
-    db_max_overflow=10,
+    web_concurrency=2,  # one vCPU per task: two workers keep it busy without oversubscribing
+    db_pool_size=5,
+    db_max_overflow=5,
     worker_tasks=2,
     worker_cpu=256,
     worker_memory_mib=512,
-    aurora_min_acu=1,
+    aurora_min_acu=2,  # ~440 connections: the budget of 10 tasks x 2 workers x 10 fits (max_db_connections)
     aurora_max_acu=16,
     aurora_readers=1,
     database_name="yoctogram",
@@ -251,9 +362,22 @@ PROD = EnvironmentConfig(
     datadog_site="datadoghq.com",
     datadog_agent_image=_DATADOG_AGENT_IMAGE,
     log_router_base_image=_LOG_ROUTER_BASE_IMAGE,
+    max_upload_bytes=_MAX_UPLOAD_BYTES,
+    auth_rate_limit_per_5_minutes=300,
+    compressor=CompressorSettings(reserved_concurrency=20, **_COMPRESSOR),
     datadog_api_key_secret_name="yoctogram/prod/datadog-api-key",  # noqa: S106
     media_signing_private_key_secret_name="yoctogram/prod/media-signing-private-key",  # noqa: S106
-    media_signing_key_id="PENDING-CLOUDFRONT-PUBLIC-KEY",
+    # placeholder: the adopting team puts the public half of its prod signing key here
+    media_signing_public_key="""-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAkf10pXk2UCOU8qxbyO4l
+1JUEJjcKGkdBhP9XXmX/QEma97t80Tpi9rnJUV4o0jR+bvx2Yu0Frk5vT0nyeLzE
+RTneyhOSwsVkpBrK+6fQs1NfZzz79cNKEKeJrVHM3FX3UtrucpucsI8FHPyZQ6tJ
+scmX4RGWdaP/NeTJmEyOTIg+D+JUvHsKm10iueDVbj869gDP/pIbR/S8plEOd1k3
+Hi4Er5bmMATWKPfxVBIoQT3HmTvuCvfEcqV9MYXWUft+91BaktWFtTHb9tBmRUQV
+GU7kldEeJOmhLsGRw+Honb4HUNRYJI/YshMctlRfxUzesU5cTHolNchlJ4bWyKZn
+YQIDAQAB
+-----END PUBLIC KEY-----
+""",
 )
 
 ENVIRONMENTS: dict[str, EnvironmentConfig] = {config.name: config for config in (STAGING, PROD)}

@@ -19,7 +19,10 @@ from stages.pinned_stack import PinnedStack
 
 
 class DataStack(PinnedStack):
-    """Everything stateful of a stage; retained and termination protected where `retain_data` is set."""
+    """Everything stateful of a stage; retained and termination protected where `retain_data` is set.
+
+    Also the EventBridge rule that feeds the event queue (see `EventQueue.subscribe_to_images`).
+    """
 
     def __init__(
         self,
@@ -42,9 +45,15 @@ class DataStack(PinnedStack):
         self.public_images_bucket_name = images_bucket_name(config, "public")
         self.private_images_bucket_name = images_bucket_name(config, "private")
 
+        self.image_bucket_names = {
+            "public": self.public_images_bucket_name,
+            "private": self.private_images_bucket_name,
+        }
+
         events = EventQueue(self, "Events", config=config)
         self.event_queue = events.queue
         self.event_dead_letter_queue = events.dead_letter_queue
+        events.subscribe_to_images(self.image_bucket_names)
 
         self.database = Database(self, "Database", config=config, vpc=vpc)
         self.database.allow_from(task_security_group)

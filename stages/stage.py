@@ -13,6 +13,7 @@ from constructs import Construct
 from stages.app_stack import AppStack
 from stages.config import EnvironmentConfig
 from stages.data_stack import DataStack
+from stages.edge_stack import EdgeStack
 from stages.migrations_stack import MigrationsStack
 from stages.network_stack import NetworkStack
 
@@ -23,19 +24,34 @@ BACKEND_IMAGE_EXCLUDES = ["tests", ".venv", "**/__pycache__", "**/*.pyc", ".pyte
 
 
 class YoctogramStage(cdk.Stage):
-    """Network, data, migrations and app stacks of one environment (DESIGN: "Deploy order").
+    """Edge, network, data, migrations and app stacks of one environment (DESIGN: "Deploy order").
 
-    Stacks talk by object references; CloudFormation exports follow from them. Issue 8 adds an `edge`
-    stack (us-east-1: CloudFront certificate, WAF) before `network`, and hands CloudFront the app
-    stack's load balancer, the data stack's buckets and the public key id (`media_signing_key_id`).
+    Stacks talk by object references, and every reference between them is weak: the consuming template
+    reads the producing stack's output with `Fn::GetStackOutput` (naming the producer's region when it
+    differs). Chosen over the CDK's strong cross-region references for the edge stack (us-east-1) ->
+    app and migrations stacks (us-west-2) because those need an SSM parameter writer and reader (two
+    custom resources, two Lambda functions and their roles) in the stacks, and couple the stacks so that
+    replacing a certificate or key group blocks on the consumers ("deadly embrace"). The cost of weak
+    references is that CloudFormation does not stop the producer from removing a value that a consumer
+    still uses; here the stacks only ever deploy together, producer first, from the pipeline, so each
+    consumer is updated right after the value it reads changes. (cdk.json sets the same default for
+    the whole app; it is pinned here so the decision does not hinge on that flag.)
 
+    `frontend_build` is the web client's build folder (see `stages.components.web_client`).
     `outputs` maps each DESIGN output name to its `CfnOutput`, for the pipeline's `env_from_cfn_outputs`.
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        frontend_build: Path,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, env=config.env, **kwargs)
+        cdk.CrossStackReferences.of(self).consume(cdk.ReferenceStrength.WEAK)
         self.config = config
         cdk.Tags.of(self).add("project", "yoctogram")
         cdk.Tags.of(self).add("environment", config.name)
@@ -45,7 +61,10 @@ class YoctogramStage(cdk.Stage):
             str(BACKEND_DIR), platform=ecr_assets.Platform.LINUX_ARM64, exclude=BACKEND_IMAGE_EXCLUDES
         )
 
+        self.edge = EdgeStack(self, "Edge", config=config)
         self.network = NetworkStack(self, "Network", config=config)
+        # Certificate validation is the slowest and likeliest first-deploy failure: let it gate the rest.
+        self.network.add_stack_dependency(self.edge, "the edge stack deploys first (DESIGN: deploy order)")
         self.data = DataStack(
             self,
             "Data",
@@ -59,16 +78,18 @@ class YoctogramStage(cdk.Stage):
             config=config,
             image=self.backend_image,
             data=self.data,
-            media_signing_key_id=config.media_signing_key_id,
+            media_signing_key_id=self.edge.media_signing.key_id,
         )
         self.app = AppStack(
             self,
             "App",
             config=config,
+            edge=self.edge,
             network=self.network,
             data=self.data,
             image=self.backend_image,
-            media_signing_key_id=config.media_signing_key_id,
+            media_signing_key_id=self.edge.media_signing.key_id,
+            frontend_build=frontend_build,
         )
         # The pipeline runs the migration task between these two (DESIGN: "Deploy order").
         self.app.add_stack_dependency(

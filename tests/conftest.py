@@ -22,16 +22,34 @@ from stages.app import build_app  # noqa: E402
 from stages.config import PROD, STAGING  # noqa: E402
 from tests.templates import StageTemplates, Synthesized, load_stage  # noqa: E402
 
+STAND_IN_ASSET = "assets/index-3f9a2c1b.js"
+
 
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+def frontend_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny stand-in for `frontend/dist` (the real build needs Node and the frontend's toolchain)."""
+    dist = tmp_path_factory.mktemp("dist")
+    (dist / "assets").mkdir()
+    (dist / "index.html").write_text(
+        f'<!doctype html><html><head><script type="module" src="/{STAND_IN_ASSET}"></script></head>'
+        '<body><div id="app"></div></body></html>\n'
+    )
+    (dist / STAND_IN_ASSET).write_text("document.getElementById('app').textContent = 'Yoctogram';\n")
+    # A development config.json in the build must not reach the bucket: each environment gets its own.
+    (dist / "config.json").write_text('{"apiBase": "http://127.0.0.1:8000/api/v1"}\n')
+    return dist
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory, frontend_dist: Path) -> Synthesized:
     """The real app (both stages, cdk-nag registered), synthesized once; fails on any nag finding."""
     outdir = tmp_path_factory.mktemp("cdk.out")
-    app = build_app(str(outdir))
+    app = build_app(str(outdir), frontend_dist=frontend_dist)
     app.synth()
     return Synthesized(
         app=app,
         outdir=outdir,
+        frontend_dist=frontend_dist,
         stages={
             "staging": load_stage(outdir, "Staging", STAGING),
             "prod": load_stage(outdir, "Prod", PROD),

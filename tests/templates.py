@@ -12,7 +12,7 @@ from aws_cdk.assertions import Template
 
 from stages.config import EnvironmentConfig
 
-UNITS = ("Network", "Data", "Migrations", "App")
+UNITS = ("Edge", "Network", "Data", "Migrations", "App")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,12 +35,27 @@ class StageTemplates:
         return self.raw[unit]["Outputs"][name]["Value"]
 
     def resolve(self, unit: str, value: Any) -> tuple[str, Any]:
-        """Follow a weak cross-stack reference (`Fn::GetStackOutput`) to (unit, the other stack's value)."""
+        """Follow a weak cross-stack reference (`Fn::GetStackOutput`) to (unit, the other stack's value).
+
+        The reference must name the producer's region, and CloudFormation resolves it in that region.
+        """
         if isinstance(value, dict) and "Fn::GetStackOutput" in value:
             ref = value["Fn::GetStackOutput"]
             other = next(u for u in UNITS if self.stack_names[u] == ref["StackName"])
+            assert ref["Region"] == self.region(other), ref
             return other, self.raw[other]["Outputs"][ref["OutputName"]]["Value"]
         return unit, value
+
+    def region(self, unit: str) -> str:
+        """The region of one stack, from the cloud assembly (`aws://account/region`)."""
+        artifacts = self.manifest["artifacts"].values()
+        [environment] = [
+            a["environment"]
+            for a in artifacts
+            if a["type"] == "aws:cloudformation:stack"
+            and a["properties"].get("stackName") == self.stack_names[unit]
+        ]
+        return str(environment).rsplit("/", 1)[1]
 
     def stack_properties(self, unit: str) -> dict[str, Any]:
         """The cloud assembly manifest's properties of one stack (stack name, termination protection)."""
@@ -64,6 +79,7 @@ class Synthesized:
 
     app: cdk.App
     outdir: Path
+    frontend_dist: Path
     stages: dict[str, StageTemplates]
 
 

@@ -14,7 +14,7 @@ CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 
 def test_every_template_is_clean(synthesized: Synthesized) -> None:
     templates = sorted(str(p) for p in synthesized.outdir.glob("assembly-*/*.template.json"))
-    assert len(templates) == 8  # 2 stages x network, data, migrations, app
+    assert len(templates) == 10  # 2 stages x edge, network, data, migrations, app
     # Explicit template paths replace the config's `templates`; ignores and regions still come from it.
     lint = subprocess.run([str(CFN_LINT), *templates], cwd=ROOT, capture_output=True, text=True, check=False)
     assert lint.returncode == 0, lint.stdout + lint.stderr

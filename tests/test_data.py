@@ -154,7 +154,54 @@ def test_event_queue_with_dead_letters(stage: StageTemplates) -> None:
     )
     for queue in queues.values():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
-    for policy in stage.resources("Data", "AWS::SQS::QueuePolicy").values():
-        [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
-        assert statement["Effect"] == "Deny"
-        assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    policies = stage.resources("Data", "AWS::SQS::QueuePolicy").values()
+    assert len(policies) == len(queues)
+    [rule] = stage.resources("Data", "AWS::Events::Rule")
+    for policy in policies:
+        deny, allow = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert deny["Effect"] == "Deny"
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        # EventBridge may send, and only for the images rule (the dead-letter queue: what it failed to deliver).
+        actions = set(allow["Action"]) if isinstance(allow["Action"], list) else {allow["Action"]}
+        assert allow["Effect"] == "Allow" and "sqs:SendMessage" in actions
+        assert actions <= {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+        assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+        assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule, "Arn"]}}}
+
+
+def test_cloudfront_reads_images_under_their_privacy_only(stage: StageTemplates) -> None:
+    config = stage.config
+    buckets = {
+        b["Properties"]["BucketName"]: logical_id
+        for logical_id, b in stage.resources("Data", "AWS::S3::Bucket").items()
+        if "BucketName" in b["Properties"]
+    }
+    for privacy in ("public", "private"):
+        name = images_bucket_name(config, privacy)
+        [policy] = [
+            p["Properties"]["PolicyDocument"]
+            for p in stage.resources("Data", "AWS::S3::BucketPolicy").values()
+            if p["Properties"]["Bucket"] == {"Ref": buckets[name]}
+        ]
+        [statement] = [
+            s for s in policy["Statement"] if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}
+        ]
+        assert statement["Effect"] == "Allow"
+        assert statement["Action"] == "s3:GetObject"
+        assert sorted(statement["Resource"]) == [
+            f"arn:aws:s3:::{name}/{privacy}/{folder}/*" for folder in ("originals", "renditions")
+        ]
+        assert statement["Condition"] == {
+            "ArnLike": {"AWS:SourceArn": f"arn:aws:cloudfront::{config.account}:distribution/*"}
+        }
+
+
+def test_access_logs_accept_cloudfront_standard_logs(stage: StageTemplates) -> None:
+    """CloudFront's standard logs are delivered with an object ACL, so the log bucket keeps ACLs on."""
+    [log_bucket] = [
+        b["Properties"]
+        for b in stage.resources("Data", "AWS::S3::Bucket").values()
+        if "BucketName" not in b["Properties"]
+    ]
+    assert log_bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerPreferred"}]}
+    assert log_bucket["PublicAccessBlockConfiguration"]["BlockPublicAcls"] is True

@@ -8,6 +8,9 @@ import re
 from collections import Counter
 from typing import Any
 
+import pytest
+
+from stages.components.media_signing import MediaSigningKey
 from stages.config import PROD, STAGING
 from tests.templates import UNITS, StageTemplates, Synthesized
 
@@ -42,9 +45,14 @@ def test_the_configs_differ_in_sizes_names_and_retention_only() -> None:
         "retain_data",
         "log_retention_days",
         "alarm_thresholds",
+        "auth_rate_limit_per_5_minutes",
+        "compressor",
         "datadog_api_key_secret_name",
         "media_signing_private_key_secret_name",
+        "media_signing_public_key",
     }
+    staging, prod = dataclasses.asdict(STAGING.compressor), dataclasses.asdict(PROD.compressor)
+    assert {field for field in staging if staging[field] != prod[field]} <= {"reserved_concurrency"}
 
 
 def normalized(stage: StageTemplates) -> dict[str, Any]:
@@ -61,7 +69,10 @@ def normalized(stage: StageTemplates) -> dict[str, Any]:
             path = resource.get("Metadata", {}).get("aws:cdk:path", logical_id).replace(stage_id, "<stage>")
             text = text.replace(f'"{logical_id}"', json.dumps(path))
     vpc_net = config.vpc_cidr.rsplit(".", 2)[0] + "."
+    public_key = config.media_signing_public_key.strip() + "\n"
     markers = [
+        (json.dumps(public_key)[1:-1], "<media_signing_public_key>"),
+        (MediaSigningKey.fingerprint(public_key), "<fingerprint>"),
         (config.origin_domain_name, "<origin_domain_name>"),
         (config.domain_name, "<domain_name>"),
         (config.hosted_zone_id, "<hosted_zone_id>"),
@@ -74,8 +85,14 @@ def normalized(stage: StageTemplates) -> dict[str, Any]:
     ]
     for value, placeholder in markers:
         text = text.replace(value, placeholder)
-    # The CDK names a rule between two security groups after the peer's path and its hash.
-    text = re.sub(r"(<stage>[A-Za-z]+)[0-9A-F]{8}", r"\1", text)
+    # The CDK names some things after a construct's unique id (stage id first, a hash last): a rule between
+    # two security groups after its peer, CloudFront origins after the distribution.
+    text = re.sub(rf"{stage_id}(?=[A-Z])", "<stage>", text)
+    text = re.sub(r"(<stage>[A-Za-z0-9]*)[0-9A-F]{8}(?![0-9A-Za-z])", r"\1", text)
+    # BucketDeployment tags the bucket it owns with a hash of its own path.
+    text = re.sub(r"aws-cdk:cr-owned:[0-9a-f]{8}", "aws-cdk:cr-owned:<hash>", text)
+    # Construct addresses (a hash of the path), e.g. a CloudFront public key's caller reference.
+    text = re.sub(r'"c8[0-9a-f]{40}"', '"<construct address>"', text)
     templates = json.loads(text)
     for template in templates.values():
         for resource in template["Resources"].values():
@@ -109,10 +126,11 @@ def explained_values() -> list[tuple[Any, Any]]:
         for f in differing_fields()
         if isinstance(getattr(STAGING, f), int | float) and not isinstance(getattr(STAGING, f), bool)
     ]
-    numbers += [
-        (getattr(STAGING.alarm_thresholds, f.name), getattr(PROD.alarm_thresholds, f.name))
-        for f in dataclasses.fields(STAGING.alarm_thresholds)
-    ]
+    for nested in ("alarm_thresholds", "compressor"):
+        numbers += [
+            (getattr(getattr(STAGING, nested), f.name), getattr(getattr(PROD, nested), f.name))
+            for f in dataclasses.fields(getattr(STAGING, nested))
+        ]
     return [pair for pair in numbers if pair[0] != pair[1]]
 
 
@@ -147,8 +165,9 @@ def explained(a: Any, b: Any, numbers: list[tuple[Any, Any]]) -> bool:
 def test_staging_and_prod_differ_only_where_config_does(synthesized: Synthesized) -> None:
     staging, prod = (normalized(synthesized.stages[name]) for name in ("staging", "prod"))
     numbers = explained_values()
-    # Resources whose number follows config (NAT gateways and their EIPs, Aurora readers).
-    extra = re.compile(r"/(PublicSubnet\d/(NATGateway|EIP)|Reader\d+)\b")
+    # Resources whose number follows config (NAT gateways and their EIPs, Aurora readers), and the
+    # asset of the web client's config.json, whose content names its environment.
+    extra = re.compile(r"/(PublicSubnet\d/(NATGateway|EIP)|Reader\d+)\b|/EntryPage/.*/SourceObjectKeys\[1\]$")
     unexplained = [
         (path, a, b)
         for path, a, b in differences(staging, prod)
@@ -185,3 +204,17 @@ def test_no_template_names_the_other_environment(synthesized: Synthesized) -> No
         ):
             assert marker not in text, (this, marker)
         assert other_config.domain_name not in text.replace(synthesized.stages[this].config.domain_name, "")
+
+
+def test_config_rejects_settings_that_cannot_deploy() -> None:
+    for bad in (
+        {"compressor": dataclasses.replace(STAGING.compressor, output_format="png")},
+        {"compressor": dataclasses.replace(STAGING.compressor, retry_attempts=3)},
+        {"compressor": dataclasses.replace(STAGING.compressor, max_event_age_minutes=0)},
+        {"auth_rate_limit_per_5_minutes": 5},
+        {"max_upload_bytes": 0},
+        {"media_signing_public_key": "-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----"},
+        {"region": "eu-south-2", "availability_zones": ("eu-south-2a", "eu-south-2b")},
+    ):
+        with pytest.raises(ValueError, match=STAGING.name):
+            dataclasses.replace(STAGING, **bad)

@@ -36,6 +36,7 @@ def test_alarms_and_thresholds(stage: StageTemplates) -> None:
             thresholds.queue_oldest_message_seconds,
         ),
         "event-dead-letters": ("ApproximateNumberOfMessagesVisible", "AWS/SQS", 1),
+        "compressor-failures": ("ApproximateNumberOfMessagesVisible", "AWS/SQS", 1),
     }
     found = alarms(stage)
     assert set(found) == {prefix + name for name in expected}
@@ -61,6 +62,13 @@ def test_dead_letter_alarm_watches_the_dead_letter_queue(stage: StageTemplates) 
     [dimension] = alarm["Dimensions"]
     assert dimension["Name"] == "QueueName"
     assert stage.resolve("App", dimension["Value"])[1] == {"Fn::GetAtt": [dlq_id, "QueueName"]}
+
+
+def test_compressor_failure_alarm_watches_its_failure_queue(stage: StageTemplates) -> None:
+    [failures] = stage.resources("App", "AWS::SQS::Queue")
+    alarm = alarms(stage)[f"yoctogram-{stage.config.name}-compressor-failures"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [failures, "QueueName"]}}]
+    assert alarm["EvaluationPeriods"] == 1
 
 
 def test_alarm_topic_encrypted_and_tls_only(stage: StageTemplates) -> None:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from tests.templates import StageTemplates, Synthesized
 
-PART_1_OUTPUTS = {
+OUTPUTS = {
+    "Edge": set(),
     "Network": {"ClusterName", "TaskSubnetIds", "TaskSecurityGroupId"},
     "Data": {"DbClusterIdentifier", "EventQueueName"},
     "Migrations": {"MigrationTaskDefinitionArn"},
-    "App": {"SiteUrl", "ServiceName", "LoadBalancerFullName", "TargetGroupFullName"},
+    "App": {
+        "SiteUrl",
+        "ServiceName",
+        "LoadBalancerFullName",
+        "TargetGroupFullName",
+        "CompressorFunctionName",
+    },
 }
-"""`CompressorFunctionName` comes with the edge and compressor wiring (issue 8)."""
 
 
 def named_outputs(stage: StageTemplates, unit: str) -> set[str]:
@@ -19,14 +25,14 @@ def named_outputs(stage: StageTemplates, unit: str) -> set[str]:
 
 
 def test_outputs_by_stack(stage: StageTemplates) -> None:
-    for unit, names in PART_1_OUTPUTS.items():
+    for unit, names in OUTPUTS.items():
         assert named_outputs(stage, unit) == names, unit
 
 
 def test_stage_exposes_its_outputs(synthesized: Synthesized) -> None:
     for stage_id in ("Staging", "Prod"):
         yoctogram_stage = synthesized.app.node.find_child(stage_id)
-        assert set(yoctogram_stage.outputs) == set().union(*PART_1_OUTPUTS.values())
+        assert set(yoctogram_stage.outputs) == set().union(*OUTPUTS.values())
 
 
 def test_output_values(stage: StageTemplates) -> None:
@@ -41,6 +47,12 @@ def test_output_values(stage: StageTemplates) -> None:
     assert stage.output("App", "LoadBalancerFullName") == {"Fn::GetAtt": [alb, "LoadBalancerFullName"]}
     [target_group] = stage.resources("App", "AWS::ElasticLoadBalancingV2::TargetGroup")
     assert stage.output("App", "TargetGroupFullName") == {"Fn::GetAtt": [target_group, "TargetGroupFullName"]}
+    [function] = [
+        logical_id
+        for logical_id, function in stage.resources("App", "AWS::Lambda::Function").items()
+        if function["Properties"].get("PackageType") == "Image"
+    ]
+    assert stage.output("App", "CompressorFunctionName") == {"Ref": function}
     web_services = [
         k
         for k, s in stage.resources("App", "AWS::ECS::Service").items()

@@ -19,6 +19,7 @@ PLAIN_SETTINGS = {
     "PUBLIC_IMAGES_BUCKET",
     "PRIVATE_IMAGES_BUCKET",
     "EVENT_QUEUE_URL",
+    "MAX_UPLOAD_BYTES",
     "WEB_CONCURRENCY",
     "DB_POOL_SIZE",
     "DB_MAX_OVERFLOW",
@@ -50,10 +51,13 @@ def secrets(container: dict[str, Any]) -> dict[str, Any]:
     return {s["Name"]: s["ValueFrom"] for s in container.get("Secrets", [])}
 
 
-def permissions(stage: StageTemplates, unit: str) -> set[tuple[str, Any]]:
-    """Every (action, resource) pair that the stack's IAM policies allow; resources as JSON text if not str."""
+def permissions(stage: StageTemplates, unit: str, role: str | None = None) -> set[tuple[str, Any]]:
+    """Every (action, resource) pair that the stack's IAM policies allow (those of `role`, a logical id,
+    when given); resources that are references are hashable dicts."""
     pairs = set()
     for policy in stage.resources(unit, "AWS::IAM::Policy").values():
+        if role is not None and {"Ref": role} not in policy["Properties"]["Roles"]:
+            continue
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if statement["Effect"] != "Allow":
                 continue
@@ -125,7 +129,7 @@ def test_tasks_in_private_subnets_without_public_ips(stage: StageTemplates) -> N
     assert sorted(tiers[s["Ref"]] for s in task_subnets) == ["Private", "Private"]
 
 
-def test_load_balancer_public_with_https_and_redirect(stage: StageTemplates) -> None:
+def test_load_balancer_public_https_only_and_forwards_only_cloudfront(stage: StageTemplates) -> None:
     tiers = subnet_tiers(stage)
     [alb] = stage.resources("App", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
     assert alb["Properties"]["Scheme"] == "internet-facing"
@@ -136,30 +140,31 @@ def test_load_balancer_public_with_https_and_redirect(stage: StageTemplates) -> 
     assert attributes["access_logs.s3.enabled"] == "true"
     assert attributes["deletion_protection.enabled"] == str(stage.config.retain_data).lower()
 
-    template = stage.template("App")
-    template.has_resource_properties(
-        "AWS::ElasticLoadBalancingV2::Listener",
+    # One listener, HTTPS; without CloudFront's secret header a request gets 403.
+    [listener_id] = stage.resources("App", "AWS::ElasticLoadBalancingV2::Listener")
+    listener = stage.resources("App", "AWS::ElasticLoadBalancingV2::Listener")[listener_id]["Properties"]
+    assert (listener["Port"], listener["Protocol"]) == (443, "HTTPS")
+    assert "TLS13" in listener["SslPolicy"]
+    assert listener["DefaultActions"] == [
         {
-            "Port": 443,
-            "Protocol": "HTTPS",
-            "Certificates": [{"CertificateArn": Match.any_value()}],
-            "SslPolicy": Match.string_like_regexp("TLS13"),
-        },
-    )
-    template.has_resource_properties(
-        "AWS::ElasticLoadBalancingV2::Listener",
-        {
-            "Port": 80,
-            "Protocol": "HTTP",
-            "DefaultActions": [
-                {
-                    "Type": "redirect",
-                    "RedirectConfig": {"Port": "443", "Protocol": "HTTPS", "StatusCode": "HTTP_301"},
-                }
-            ],
-        },
-    )
-    template.has_resource_properties(
+            "Type": "fixed-response",
+            "FixedResponseConfig": {
+                "StatusCode": "403",
+                "ContentType": "text/plain",
+                "MessageBody": "Forbidden",
+            },
+        }
+    ]
+    [rule] = stage.resources("App", "AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    [target_group] = stage.resources("App", "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert rule["Properties"]["ListenerArn"] == {"Ref": listener_id}
+    assert rule["Properties"]["Actions"] == [{"Type": "forward", "TargetGroupArn": {"Ref": target_group}}]
+    [condition] = rule["Properties"]["Conditions"]
+    assert condition["Field"] == "http-header"
+    assert condition["HttpHeaderConfig"]["HttpHeaderName"] == "X-Origin-Verify"
+    assert condition["HttpHeaderConfig"]["Values"] == [origin_verify_value(stage)]
+
+    stage.template("App").has_resource_properties(
         "AWS::CertificateManager::Certificate",
         {
             "DomainName": stage.config.origin_domain_name,
@@ -167,6 +172,54 @@ def test_load_balancer_public_with_https_and_redirect(stage: StageTemplates) -> 
             "DomainValidationOptions": [
                 {"DomainName": stage.config.origin_domain_name, "HostedZoneId": stage.config.hosted_zone_id}
             ],
+        },
+    )
+
+
+def origin_verify_value(stage: StageTemplates) -> Any:
+    """The dynamic reference to the generated origin-verify secret (resolved by CloudFormation, never in git)."""
+    [secret] = [
+        logical_id
+        for logical_id, s in stage.resources("App", "AWS::SecretsManager::Secret").items()
+        if s["Properties"]["Name"] == f"yoctogram/{stage.config.name}/origin-verify"
+    ]
+    generated = stage.resources("App", "AWS::SecretsManager::Secret")[secret]["Properties"][
+        "GenerateSecretString"
+    ]
+    assert generated == {"ExcludePunctuation": True, "PasswordLength": 48}
+    return {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret}, ":SecretString:::}}"]]}
+
+
+def test_load_balancer_admits_only_cloudfront(stage: StageTemplates) -> None:
+    [alb_sg] = stage.resources("App", "AWS::EC2::SecurityGroup")
+    props = stage.resources("App", "AWS::EC2::SecurityGroup")[alb_sg]["Properties"]
+    assert "SecurityGroupIngress" not in props
+    ingress = [
+        r["Properties"]
+        for r in stage.resources("App", "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [alb_sg, "GroupId"]}
+    ]
+    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"], r.get("SourcePrefixListId")) for r in ingress] == [
+        ("tcp", 443, 443, "pl-82a045eb")  # com.amazonaws.global.cloudfront.origin-facing in us-west-2
+    ]
+    assert all(
+        set(r) <= {"IpProtocol", "FromPort", "ToPort", "SourcePrefixListId", "GroupId", "Description"}
+        for r in ingress
+    )
+
+
+def test_origin_name_points_at_the_load_balancer(stage: StageTemplates) -> None:
+    [alb] = stage.resources("App", "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    stage.template("App").has_resource_properties(
+        "AWS::Route53::RecordSet",
+        {
+            "Name": f"{stage.config.origin_domain_name}.",
+            "Type": "A",
+            "HostedZoneId": stage.config.hosted_zone_id,
+            "AliasTarget": {
+                "DNSName": {"Fn::Join": ["", ["dualstack.", {"Fn::GetAtt": [alb, "DNSName"]}]]},
+                "HostedZoneId": {"Fn::GetAtt": [alb, "CanonicalHostedZoneID"]},
+            },
         },
     )
 
@@ -187,9 +240,13 @@ def test_target_group_health_and_short_deregistration(stage: StageTemplates) -> 
 
 
 def test_tasks_accept_only_the_load_balancer(stage: StageTemplates) -> None:
-    [rule] = [r["Properties"] for r in stage.resources("App", "AWS::EC2::SecurityGroupIngress").values()]
-    assert rule["FromPort"] == rule["ToPort"] == 8000
     [alb_sg] = stage.resources("App", "AWS::EC2::SecurityGroup")
+    [rule] = [
+        r["Properties"]
+        for r in stage.resources("App", "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] != {"Fn::GetAtt": [alb_sg, "GroupId"]}
+    ]
+    assert rule["FromPort"] == rule["ToPort"] == 8000
     assert rule["SourceSecurityGroupId"] == {"Fn::GetAtt": [alb_sg, "GroupId"]}
     assert stage.resolve("App", rule["GroupId"])[1] == stage.output("Network", "TaskSecurityGroupId")
     assert stage.resources("Network", "AWS::EC2::SecurityGroupIngress") == {}
@@ -224,6 +281,7 @@ def test_secrets_translated_to_the_apps_names(stage: StageTemplates) -> None:
 
 def test_plain_settings(stage: StageTemplates) -> None:
     config = stage.config
+    [public_key] = stage.resources("Edge", "AWS::CloudFront::PublicKey")
     for unit, main in (("App", "app"), ("App", "worker"), ("Migrations", "migrate")):
         env = environment(containers(stage, unit, main)[main])
         assert set(env) == PLAIN_SETTINGS, main
@@ -231,7 +289,8 @@ def test_plain_settings(stage: StageTemplates) -> None:
         assert env["AWS_DEFAULT_REGION"] == config.region
         assert env["FORWARD_FACING_NAME"] == config.domain_name
         assert env["MEDIA_BASE_URL"] == config.site_url
-        assert env["MEDIA_SIGNING_KEY_ID"] == config.media_signing_key_id
+        assert stage.resolve(unit, env["MEDIA_SIGNING_KEY_ID"]) == ("Edge", {"Ref": public_key})
+        assert env["MAX_UPLOAD_BYTES"] == str(config.max_upload_bytes)
         assert env["PUBLIC_IMAGES_BUCKET"] == images_bucket_name(config, "public")
         assert env["PRIVATE_IMAGES_BUCKET"] == images_bucket_name(config, "private")
         assert env["WEB_CONCURRENCY"] == str(config.web_concurrency)
@@ -281,7 +340,8 @@ def test_execution_role_reads_the_datadog_key_by_name(stage: StageTemplates) -> 
 
 def test_app_logs_in_cloudwatch_with_retention(stage: StageTemplates) -> None:
     groups = stage.resources("App", "AWS::Logs::LogGroup").values()
-    assert len(groups) == 4  # app + sidecars, for the web service and the event worker
+    # app + sidecars, for the web service and the event worker; the compressor; the web client deployment
+    assert len(groups) == 6
     for group in groups:
         assert group["Properties"]["RetentionInDays"] == stage.config.log_retention_days
     stage.template("Migrations").has_resource_properties(
@@ -347,25 +407,59 @@ def test_autoscaling_on_cpu_and_requests(stage: StageTemplates) -> None:
     )
 
 
-def test_web_task_role_reaches_images_by_prefix_only(stage: StageTemplates) -> None:
-    config = stage.config
-    s3 = {(action, resource) for action, resource in permissions(stage, "App") if action.startswith("s3:")}
+def task_role(stage: StageTemplates, main: str) -> str:
+    return task_definition(stage, "App", main)["TaskRoleArn"]["Fn::GetAtt"][0]
+
+
+def image_permissions(stage: StageTemplates, role: str) -> set[tuple[str, str]]:
+    return {(a, r) for a, r in permissions(stage, "App", role) if a.startswith("s3:")}
+
+
+def expected_image_permissions(
+    stage: StageTemplates, grants: dict[str, set[str]], *, list_buckets: bool
+) -> set[tuple[str, str]]:
+    """`grants`: key pattern under `{privacy}/` -> actions, in each bucket under its own privacy."""
     expected = set()
     for privacy in ("public", "private"):
-        arn = f"arn:aws:s3:::{images_bucket_name(config, privacy)}"
-        expected |= {
-            ("s3:PutObject", f"{arn}/{privacy}/originals/*"),
-            ("s3:GetObject", f"{arn}/{privacy}/*"),
-            ("s3:ListBucket", arn),
-        }
-    assert s3 == expected
+        arn = f"arn:aws:s3:::{images_bucket_name(stage.config, privacy)}"
+        for pattern, actions in grants.items():
+            expected |= {(action, f"{arn}/{privacy}/{pattern}") for action in actions}
+        if list_buckets:
+            expected.add(("s3:ListBucket", arn))
+    return expected
+
+
+def test_web_task_role_reaches_images_by_prefix_only(stage: StageTemplates) -> None:
+    """Upload forms and HEADs of originals, refusal markers, and DELETE of an image's every file."""
+    assert image_permissions(stage, task_role(stage, "app")) == expected_image_permissions(
+        stage,
+        {
+            "originals/*": {"s3:PutObject", "s3:GetObject", "s3:DeleteObject"},
+            "renditions/*": {"s3:GetObject", "s3:DeleteObject"},
+        },
+        list_buckets=True,
+    )
+
+
+def test_list_bucket_has_no_prefix_condition(stage: StageTemplates) -> None:
+    """A HEAD of a missing key answers 404 only with an unconditional ListBucket (it carries no prefix)."""
+    for policy in stage.resources("App", "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if "s3:ListBucket" in statement["Action"]:
+                assert "Condition" not in statement
+
+
+def test_event_worker_reads_refusal_markers_only(stage: StageTemplates) -> None:
+    assert image_permissions(stage, task_role(stage, "worker")) == expected_image_permissions(
+        stage, {"renditions/*.rejected": {"s3:GetObject"}}, list_buckets=False
+    )
 
 
 def test_event_worker_consumes_the_queue(stage: StageTemplates) -> None:
     [queue_id] = [
         k for k, q in stage.resources("Data", "AWS::SQS::Queue").items() if "RedrivePolicy" in q["Properties"]
     ]
-    sqs = {(action, resource) for action, resource in permissions(stage, "App") if action.startswith("sqs:")}
+    sqs = {(a, r) for a, r in permissions(stage, "App", task_role(stage, "worker")) if a.startswith("sqs:")}
     queue_arn = {"Fn::GetAtt": [queue_id, "Arn"]}
     assert {action for action, resource in sqs if stage.resolve("App", resource)[1] == queue_arn} >= {
         "sqs:ReceiveMessage",

@@ -11,7 +11,12 @@ from stages.config import EnvironmentConfig
 
 
 class AccessLogsBucket(Construct):
-    """SSE-S3 encrypted (the only encryption ALB and S3 log delivery accept), TLS only, private."""
+    """SSE-S3 encrypted (the only encryption ALB and S3 log delivery accept), TLS only, private.
+
+    Also CloudFront's standard logs (under `cloudfront/`). CloudFront delivers them by granting its log
+    account an object ACL, so ACLs stay enabled (bucket owner preferred: the bucket owns every object);
+    block-public-access still rejects any public ACL.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
@@ -21,7 +26,7 @@ class AccessLogsBucket(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             removal_policy=config.removal_policy,
             lifecycle_rules=[
                 s3.LifecycleRule(

@@ -47,8 +47,9 @@ def backend_settings(
 ) -> BackendSettings:
     """Translate the stage's resources into the variables of `backend/app/core/config.py`.
 
-    The CloudFront signing key is created outside the stacks (its public half goes to CloudFront's key
-    group), so its secret is imported into `scope` by the name in config.
+    The CloudFront signing key pair is made outside the stacks (its public half is in config and in the
+    edge stack's key group, whose key id is `media_signing_key_id`), so the private key's secret is
+    imported into `scope` by the name in config.
     """
     media_signing_private_key = secretsmanager.Secret.from_secret_name_v2(
         scope, "MediaSigningPrivateKey", config.media_signing_private_key_secret_name
@@ -68,6 +69,7 @@ def backend_settings(
         "PUBLIC_IMAGES_BUCKET": public_bucket_name,
         "PRIVATE_IMAGES_BUCKET": private_bucket_name,
         "EVENT_QUEUE_URL": event_queue_url,
+        "MAX_UPLOAD_BYTES": str(config.max_upload_bytes),
         "WEB_CONCURRENCY": str(config.web_concurrency),
         "DB_POOL_SIZE": str(config.db_pool_size),
         "DB_MAX_OVERFLOW": str(config.db_max_overflow),

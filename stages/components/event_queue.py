@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stages.components.image_events import objects_created
+from stages.components.images_buckets import ORIGINALS, RENDITIONS
 from stages.config import EnvironmentConfig
 
 MAX_RECEIVES = 5
@@ -13,7 +19,7 @@ MAX_RECEIVES = 5
 
 
 class EventQueue(Construct):
-    """SQS queue (SSE, TLS only) fed by EventBridge (issue 8) and its dead-letter queue.
+    """SQS queue (SSE, TLS only) fed by EventBridge (`subscribe_to_images`) and its dead-letter queue.
 
     The visibility timeout exceeds the worker's per-message work (a database update and at most one
     S3 HEAD) by a wide margin, so a slow message is not handed to a second worker while in flight.
@@ -42,3 +48,19 @@ class EventQueue(Construct):
             ),
             removal_policy=config.removal_policy,
         )
+
+    def subscribe_to_images(self, bucket_names: Mapping[str, str]) -> events.Rule:
+        """Every `Object Created` under originals and renditions of both buckets goes to the queue.
+
+        The rule lives next to the queue: the queue policy that lets EventBridge send names the rule, so a
+        rule in a later stack would make this stack depend on it (a cycle). Events EventBridge fails to
+        deliver (after its own retries) land in the dead-letter queue, whose alarm already exists.
+        """
+        rule = events.Rule(
+            self,
+            "ImageEvents",
+            description="Objects created under originals/ and renditions/ of the images buckets: event worker",
+            event_pattern=objects_created(bucket_names, (ORIGINALS, RENDITIONS)),
+        )
+        rule.add_target(targets.SqsQueue(self.queue, dead_letter_queue=self.dead_letter_queue))
+        return rule

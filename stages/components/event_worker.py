@@ -21,7 +21,7 @@ class EventWorker(Construct):
 
     A service of its own rather than a second container in the web task: it scales and fails apart
     from the API, and a web deployment's rollback does not restart it mid-message. The task role may
-    only consume `queue`.
+    consume `queue`; the app stack adds reading refusal markers (`*.rejected`), and nothing else.
     """
 
     def __init__(

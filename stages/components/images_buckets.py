@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stages.config import EnvironmentConfig
+
+PRIVACIES = ("public", "private")
+ORIGINALS = "originals"
+"""`{privacy}/originals/{image_id}`: uploaded by browsers, never modified."""
+RENDITIONS = "renditions"
+"""`{privacy}/renditions/{image_id}.webp` (or `.jpg`) and `.rejected` markers: written by the compressor."""
+
+
+def object_arn(bucket_name: str, privacy: str, folder: str, name: str = "*") -> str:
+    """ARN of the keys `{privacy}/{folder}/{name}` of a bucket (`name` may be a pattern)."""
+    return f"arn:aws:s3:::{bucket_name}/{privacy}/{folder}/{name}"
+
+
+def bucket_arn(bucket_name: str) -> str:
+    """ARN of a bucket known by name."""
+    return f"arn:aws:s3:::{bucket_name}"
 
 
 class ImagesBucket(Construct):
@@ -15,7 +32,12 @@ class ImagesBucket(Construct):
     Browsers POST originals straight to the bucket with a presigned form, so CORS allows exactly the
     site's origin and the POST method; uploads that never complete are aborted after a day. Bucket
     notifications go to EventBridge (set on the bucket itself, so no notification custom resource and
-    its Lambda are needed); issue 8's rules route them to the compressor and the event queue.
+    its Lambda are needed); EventBridge rules route them to the compressor and the event queue.
+
+    CloudFront (origin access control) may read the originals and renditions under the bucket's own
+    privacy prefix. The distribution lives in the app stack, which deploys after this one, so the
+    statement names the account's distributions (`distribution/*`) rather than the one distribution:
+    naming it would make this stack depend on the app stack, a cycle. The account holds one environment.
     """
 
     def __init__(
@@ -24,6 +46,7 @@ class ImagesBucket(Construct):
         construct_id: str,
         *,
         config: EnvironmentConfig,
+        privacy: str,
         bucket_name: str,
         access_logs: s3.IBucket,
     ) -> None:
@@ -60,6 +83,17 @@ class ImagesBucket(Construct):
                 event_bridge_enabled=True
             )
         )
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudFrontReadsImages",
+                principals=[iam.ServicePrincipal("cloudfront.amazonaws.com")],
+                actions=["s3:GetObject"],
+                resources=[object_arn(bucket_name, privacy, folder) for folder in (ORIGINALS, RENDITIONS)],
+                conditions={
+                    "ArnLike": {"AWS:SourceArn": f"arn:aws:cloudfront::{config.account}:distribution/*"}
+                },
+            )
+        )
 
 
 def images_bucket_name(config: EnvironmentConfig, privacy: str) -> str:
@@ -81,6 +115,7 @@ class ImagesBuckets(Construct):
             self,
             "Public",
             config=config,
+            privacy="public",
             bucket_name=images_bucket_name(config, "public"),
             access_logs=access_logs,
         ).bucket
@@ -88,6 +123,7 @@ class ImagesBuckets(Construct):
             self,
             "Private",
             config=config,
+            privacy="private",
             bucket_name=images_bucket_name(config, "private"),
             access_logs=access_logs,
         ).bucket

@@ -25,7 +25,8 @@ class Monitoring(Construct):
 
     Alarms: HTTP 5xx from the tasks and from the load balancer, p95 target response time, unhealthy
     targets, web service CPU, Aurora capacity pinned at its configured maximum, the age of the oldest
-    unhandled event, and any message in the dead-letter queue. `deployment_alarms` are the ones that
+    unhandled event, any message in the dead-letter queue, and any event the compressor failed on (its
+    failure queue). `deployment_alarms` are the ones that
     say "the new code is broken" and roll an ECS deployment back.
     """
 
@@ -42,6 +43,7 @@ class Monitoring(Construct):
         database: rds.DatabaseCluster,
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
+        compressor_failures: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         thresholds = config.alarm_thresholds
@@ -156,6 +158,16 @@ class Monitoring(Construct):
             "An S3 event failed repeatedly and was parked in the dead-letter queue.",
             evaluation_periods=1,
         )
+        self.compressor_failures = alarm(
+            "CompressorFailures",
+            "compressor-failures",
+            compressor_failures.metric_approximate_number_of_messages_visible(
+                period=ONE_MINUTE, statistic="Maximum"
+            ),
+            1,
+            "The compressor failed on an upload after its retries, or EventBridge could not invoke it.",
+            evaluation_periods=1,
+        )
         self.deployment_alarms = {
             self.alarm_names[construct_id]: alarm
             for construct_id, alarm in (
@@ -178,6 +190,7 @@ class Monitoring(Construct):
                     self.database_capacity,
                     self.queue_age,
                     self.dead_letters,
+                    self.compressor_failures,
                 ],
             )
         )
@@ -210,7 +223,7 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Event worker",
                 left=[worker_service.metric_cpu_utilization(), worker_service.metric_memory_utilization()],
-                right=[self.queue_age.metric, self.dead_letters.metric],
+                right=[self.queue_age.metric, self.dead_letters.metric, self.compressor_failures.metric],
                 width=12,
             ),
         )

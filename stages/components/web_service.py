@@ -10,6 +10,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as route53_targets
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -20,6 +21,7 @@ from stages.components.backend_settings import (
     HEALTH_CHECK_PATH,
     BackendSettings,
 )
+from stages.components.cdn import ORIGIN_VERIFY_HEADER
 from stages.components.network import PRIVATE, PUBLIC
 from stages.components.telemetry import TaskTelemetry
 from stages.config import EnvironmentConfig
@@ -31,8 +33,13 @@ DEREGISTRATION_DELAY = cdk.Duration.seconds(20)
 class WebService(Construct):
     """The API's Fargate service, its load balancer and its autoscaling.
 
-    - The load balancer sits in the public subnets, answers HTTPS with the regional certificate of
-      `origin_domain_name` (the name CloudFront uses as its origin in issue 8) and redirects HTTP.
+    - The load balancer sits in the public subnets and answers HTTPS only, with the regional certificate
+      of `origin_domain_name` (CloudFront's origin for `/api/*`; an alias record here points it at the
+      load balancer). It is locked to CloudFront twice: its security group admits only CloudFront's
+      origin-facing prefix list, and its listener forwards only requests that carry the secret
+      `X-Origin-Verify` header CloudFront adds (`origin_verify_value`), answering 403 to anything else
+      (another CloudFront distribution shares those addresses). To replace that value, see
+      stages/runbooks/origin-verify-header.md.
     - Tasks run in the private subnets with the tasks' security group; the load balancer reaches them
       on the container port only, and checks `/api/v1/health`.
     - Deployments roll with 100% of the desired count kept healthy; the circuit breaker and the
@@ -54,6 +61,7 @@ class WebService(Construct):
         datadog_api_key: secretsmanager.ISecret,
         hosted_zone: route53.IHostedZone,
         access_logs: s3.IBucket,
+        origin_verify_value: str,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -118,9 +126,18 @@ class WebService(Construct):
             protocol=elbv2.ApplicationProtocol.HTTPS,
             certificates=[elbv2.ListenerCertificate.from_certificate_manager(certificate)],
             ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
-            open=True,
+            open=False,
+            default_action=elbv2.ListenerAction.fixed_response(
+                403, content_type="text/plain", message_body="Forbidden"
+            ),
         )
-        self.load_balancer.add_redirect(source_port=80, target_port=443, open=True)
+        route53.ARecord(
+            self,
+            "OriginAlias",
+            zone=hosted_zone,
+            record_name=config.origin_domain_name,
+            target=route53.RecordTarget.from_alias(route53_targets.LoadBalancerTarget(self.load_balancer)),
+        )
 
         self.service = ecs.FargateService(
             self,
@@ -155,7 +172,12 @@ class WebService(Construct):
             ),
             targets=[self.service.load_balancer_target(container_name="app", container_port=CONTAINER_PORT)],
         )
-        self.https_listener.add_target_groups("App", target_groups=[self.target_group])
+        self.https_listener.add_target_groups(
+            "App",
+            target_groups=[self.target_group],
+            priority=1,
+            conditions=[elbv2.ListenerCondition.http_header(ORIGIN_VERIFY_HEADER, [origin_verify_value])],
+        )
 
         scaling = self.service.auto_scale_task_count(
             min_capacity=config.min_tasks, max_capacity=config.max_tasks
@@ -183,16 +205,15 @@ class WebService(Construct):
             self,
             "LoadBalancerSecurityGroup",
             vpc=vpc,
-            description="Load balancer: HTTPS and the HTTP redirect from the internet",
+            description="Load balancer: HTTPS from the CloudFront origin-facing servers only",
             allow_all_outbound=False,
         )
-        Validations.of(security_group).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-EC23",
-                reason="The internet-facing load balancer is the site's public entry point: it must accept "
-                "443 (and 80, only to redirect to 443) from any address. Its only egress is the tasks' "
-                "container port; the tasks themselves accept nothing from the internet.",
-            )
+        # One rule only: a prefix list counts as its weight (CloudFront's: 55) against the group's rules
+        # quota (60 by default), so a second rule (say, port 80) would not fit. CloudFront speaks HTTPS only.
+        security_group.add_ingress_rule(
+            ec2.Peer.prefix_list(config.cloudfront_prefix_list_id),
+            ec2.Port.tcp(443),
+            "HTTPS from CloudFront (origin-facing prefix list)",
         )
         load_balancer = elbv2.ApplicationLoadBalancer(
             self,

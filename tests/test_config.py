@@ -1,0 +1,27 @@
+"""The per-environment config: its own rules, above all the database connection budget."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from stages.config import PROD, STAGING
+
+
+@pytest.mark.parametrize("config", [STAGING, PROD], ids=lambda c: c.name)
+def test_the_connection_budget_fits_aurora_at_minimum_capacity(config: object) -> None:
+    assert config.max_db_connections <= config.aurora_connection_limit  # type: ignore[attr-defined]
+
+
+def test_the_budget_counts_every_process_that_connects() -> None:
+    # (pool + overflow) x (web workers x max tasks + worker tasks + one migration task)
+    per_process = STAGING.db_pool_size + STAGING.db_max_overflow
+    processes = STAGING.web_concurrency * STAGING.max_tasks + STAGING.worker_tasks + 1
+    assert STAGING.max_db_connections == per_process * processes
+    assert STAGING.aurora_connection_limit == 109  # 0.5 ACU = 1 GiB: 1073741824 // 9531392 - 3
+
+
+def test_a_config_over_budget_is_refused_with_what_to_change() -> None:
+    with pytest.raises(ValueError, match=r"database connections.*lower db_pool_size"):
+        dataclasses.replace(STAGING, max_tasks=20)
