@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed
 FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html \
 	frontend/vite.config.js frontend/package.json frontend/package-lock.json
 
-.PHONY: help up down reset logs seed test lint format venv reset-venv synth frontend
+.PHONY: help up down reset logs seed loadtest capacity test lint format venv reset-venv synth frontend
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,14 @@ reset: $(STAMP) ## Stop the local stack and wipe .local/ (database, objects, key
 
 seed: $(STAMP) ## Create the demo user and a few public and private posts (needs `make up` running)
 	@$(PY) -m devstack.seed
+
+loadtest: $(STAMP) ## Load test (SHAPE=smoke|step|soak PROFILE=local|staging RUN_TIME=90s USERS=N PROCESSES=N; HOST=https://... targets a deployment)
+	@$(PY) -m loadtests run --shape "$(or $(SHAPE),smoke)" --profile "$(or $(PROFILE),local)" \
+		$(if $(HOST),--host "$(HOST)") $(if $(RUN_TIME),--run-time "$(RUN_TIME)") \
+		$(if $(USERS),--users "$(USERS)") $(if $(PROCESSES),--processes "$(PROCESSES)")
+
+capacity: $(STAMP) ## Capacity review of a load-test run, written into its folder (RUN=reports/loadtest/latest)
+	@$(PY) -m loadtests.capacity "$(or $(RUN),reports/loadtest/latest)" $(CAPACITY_ARGS)
 
 logs: ## Follow the logs of the local stack's services
 	@mkdir -p .local/logs && touch .local/logs/api.log && tail -n 50 -F .local/logs/*.log
