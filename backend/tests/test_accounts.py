@@ -186,3 +186,37 @@ def test_token_lifetime_is_configurable(settings: Settings) -> None:
     short = settings.model_copy(update={"ACCESS_TOKEN_EXPIRE_MINUTES": 7})
     claims = jwt.decode(create_access_token(uuid.uuid4(), short), settings.secret_key, algorithms=["HS256"])
     assert claims["exp"] - claims["iat"] == 7 * 60
+
+
+async def test_deleting_my_account_removes_my_posts_and_their_files(
+    client: httpx.AsyncClient,
+    make_user: MakeUser,
+    make_image: object,
+    auth: object,
+    moto_endpoint: str,
+    settings: Settings,
+) -> None:
+    from devstack.s3server import client as aws_client
+
+    me, other = await make_user(), await make_user()
+    mine = [
+        await make_image(me, public=True, state="ready"),
+        await make_image(me, public=False, state="pending"),
+    ]  # type: ignore[operator]
+    theirs = await make_image(other, public=True)  # type: ignore[operator]
+    s3 = aws_client("s3", moto_endpoint)
+    for image in [*mine, theirs]:
+        bucket = settings.PUBLIC_IMAGES_BUCKET if image.public else settings.PRIVATE_IMAGES_BUCKET
+        s3.put_object(Bucket=bucket, Key=image.original_key, Body=b"x")
+        s3.put_object(Bucket=bucket, Key=image.rendition_key, Body=b"y")
+    response = await client.delete("/api/v1/users/me", headers=auth(me))  # type: ignore[operator]
+    assert response.status_code == 200 and response.json() == {"success": True}
+    assert (await client.get("/api/v1/users/me", headers=auth(me))).status_code == 401  # type: ignore[operator]
+    for image in mine:
+        bucket = settings.PUBLIC_IMAGES_BUCKET if image.public else settings.PRIVATE_IMAGES_BUCKET
+        listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+        assert not [o for o in listed if str(image.id) in o["Key"]]
+    feed = (await client.get("/api/v1/feed/latest")).json()
+    assert [item["id"] for item in feed["results"]] == [str(theirs.id)]
+    assert s3.head_object(Bucket=settings.PUBLIC_IMAGES_BUCKET, Key=theirs.original_key)["ContentLength"] == 1
+    assert (await client.delete("/api/v1/users/me")).status_code == 401

@@ -44,3 +44,9 @@ async def create(session: AsyncSession, *, username: str, email: str, hashed_pas
         await session.rollback()
         raise DuplicateUser from None
     return user
+
+
+async def delete(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Delete the user; the images table's foreign key cascades to its rows."""
+    await session.execute(sa.delete(User).where(User.id == user_id))  # type: ignore[arg-type]
+    await session.commit()

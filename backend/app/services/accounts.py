@@ -7,8 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import security
 from app.core.config import Settings
 from app.core.errors import Conflict, Unauthorized
-from app.crud import users
+from app.crud import images, users
 from app.models import Token, User, UserCreate
+from app.services.storage import ImageStorage
 
 DUPLICATE = "That username or email is already registered; log in, or choose another"
 BAD_LOGIN = "Incorrect username/email or password"
@@ -35,3 +36,22 @@ async def login(session: AsyncSession, *, login: str, password: str, settings: S
     if not ok or not active or user_id is None:
         raise Unauthorized(BAD_LOGIN)
     return Token(access_token=security.create_access_token(user_id, settings))
+
+
+async def delete_account(session: AsyncSession, storage: ImageStorage, user: User) -> None:
+    """Delete every object of every image of the user, then the user (its rows go with it).
+
+    Objects go first: if S3 fails, the account and its rows stay, and the call can be repeated.
+    """
+    user_id = user.id
+    owned = await images.owned_by(session, user_id)
+    await session.rollback()  # no transaction stays open during the S3 calls (this expires `user`)
+    for public in (True, False):
+        keys = [
+            key
+            for image_id, is_public in owned
+            if is_public == public
+            for key in storage.keys_of(privacy="public" if public else "private", image_id=str(image_id))
+        ]
+        await storage.delete_keys(public=public, keys=keys)
+    await users.delete(session, user_id)

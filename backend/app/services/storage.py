@@ -118,19 +118,31 @@ class ImageStorage:
             return None
         return data if isinstance(data, dict) else None
 
+    @staticmethod
+    def keys_of(*, privacy: str, image_id: str) -> list[str]:
+        """Every key one image may have: the original, each rendition, the refusal marker."""
+        keys = [f"{privacy}/originals/{image_id}"]
+        return keys + [
+            f"{privacy}/renditions/{image_id}.{ext}" for ext in (*RENDITION_EXTENSIONS, "rejected")
+        ]
+
+    async def delete_keys(self, *, public: bool, keys: list[str]) -> None:
+        """Delete `keys` from one bucket, 1000 a request (S3's limit); missing keys are no error."""
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            result = await self._call(
+                "delete",
+                self.client.delete_objects,
+                Bucket=self.bucket(public),
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+            if result.get("Errors"):
+                log.error("S3 delete left objects behind", extra={"errors": result["Errors"][:10]})
+                raise Unavailable("Some files could not be deleted; try again")
+
     async def delete_all(self, *, privacy: str, image_id: str, public: bool) -> None:
         """Delete the original, every rendition and the refusal marker of one image."""
-        keys = [f"{privacy}/originals/{image_id}"]
-        keys += [f"{privacy}/renditions/{image_id}.{ext}" for ext in (*RENDITION_EXTENSIONS, "rejected")]
-        result = await self._call(
-            "delete",
-            self.client.delete_objects,
-            Bucket=self.bucket(public),
-            Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
-        )
-        if result.get("Errors"):
-            log.error("S3 delete left objects behind", extra={"errors": result["Errors"]})
-            raise Unavailable("Some files of the image could not be deleted; try again")
+        await self.delete_keys(public=public, keys=self.keys_of(privacy=privacy, image_id=image_id))
 
     async def get_object(self, *, key: str, public: bool) -> dict[str, Any] | None:
         """The object's response (streaming body), or None when it does not exist (the local gateway)."""

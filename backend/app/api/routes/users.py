@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.api.deps import CurrentUser, OptionalUser, SessionDep
 from app.core.errors import NotFound
 from app.crud import users
-from app.models import ProfilePublic, UserPublic
+from app.models import ProfilePublic, Success, UserPublic
+from app.services import accounts
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -27,3 +28,10 @@ async def profile(user_id: uuid.UUID, session: SessionDep, _viewer: OptionalUser
     if user is None or not user.is_active:
         raise NotFound("No such user")
     return ProfilePublic(username=user.username, bio=user.bio)
+
+
+@router.delete("/me", response_model=Success, responses={401: {"description": "Not logged in"}})
+async def delete_me(user: CurrentUser, session: SessionDep, request: Request) -> Success:
+    """Delete my account, every post of mine and every file of those posts."""
+    await accounts.delete_account(session, request.app.state.storage, user)
+    return Success()
