@@ -4,9 +4,9 @@ Works from the run's ledger (common/ledger.py), so it also cleans up after a run
 killed: `python -m loadtests cleanup` handles every leftover ledger whose run is no longer alive. A
 ledger is deleted once everything it lists is gone; otherwise it stays for the next attempt.
 
-Accounts: the API (issue "Backend service") has no account deletion; cleanup asks `DELETE /users/me`
-and, when that is not offered (404/405), lists the accounts it had to leave. Their names all start with
-`lt-<run id>-`, so they can be found and removed on the server side.
+Accounts: cleanup deletes a run's own accounts with `DELETE /users/me` (never a pool account). Against
+a server that does not offer it (404/405) it lists the accounts it had to leave; their names all start
+with `lt-<run id>-`, so they can be found and removed on the server side.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class CleanupResult:
         )
         if self.accounts_left:
             text += (
-                f"; {len(self.accounts_left)} account(s) left (the API offers no account deletion; "
+                f"; {len(self.accounts_left)} account(s) left (the server offers no account deletion; "
                 f"their names start with lt-{self.run_id}-)"
             )
         if self.errors:

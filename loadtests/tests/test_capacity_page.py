@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +72,29 @@ def _chromium() -> str | None:
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
+_OPEN_PAGE = """
+import json, sys
+from playwright.sync_api import sync_playwright
+
+chromium, url = sys.argv[1], sys.argv[2]
+problems, requests = [], []
+with sync_playwright() as playwright:
+    browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+    try:
+        tab = browser.new_page()
+        tab.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        tab.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        tab.on("request", lambda r: requests.append(r.url))
+        tab.goto(url, wait_until="load")
+        images = tab.eval_on_selector_all("figure img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
+        seen = {"problems": problems, "requests": requests, "images": images, "title": tab.title(),
+                "headline": tab.inner_text("#headline")}
+    finally:
+        browser.close()
+print(json.dumps(seen))
+"""
+
+
 @pytest.mark.browser
 def test_the_page_opens_in_headless_chromium_without_errors(tmp_path: Path) -> None:
     chromium = _chromium()
@@ -76,29 +102,21 @@ def test_the_page_opens_in_headless_chromium_without_errors(tmp_path: Path) -> N
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail("no Chromium: install it (apt-get install -y chromium) or set YOCTOGRAM_CHROMIUM")
         pytest.skip("no Chromium: install it (apt-get install -y chromium) or set YOCTOGRAM_CHROMIUM")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("playwright.sync_api")
     path = tmp_path / "capacity.html"
     path.write_text(render(tmp_path), encoding="utf-8")
-    problems: list[str] = []
-    requests: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            tab = browser.new_page()
-            tab.on(
-                "console",
-                lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
-            )
-            tab.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            tab.on("request", lambda r: requests.append(r.url))
-            tab.goto(path.as_uri(), wait_until="load")
-            images = tab.eval_on_selector_all(
-                "figure img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])"
-            )
-            title = tab.title()
-            headline = tab.inner_text("#headline")
-        finally:
-            browser.close()
+    # Its own process: a sync Playwright cannot start while another test tree's is still open.
+    opened = subprocess.run(
+        [sys.executable, "-c", _OPEN_PAGE, chromium, path.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert opened.returncode == 0, opened.stderr
+    seen = json.loads(opened.stdout)
+    problems, images, requests = seen["problems"], seen["images"], seen["requests"]
+    title, headline = seen["title"], seen["headline"]
     assert problems == []
     assert len(images) == len(page.CHARTS) and all(done and width > 0 for done, width in images)
     assert all(url.startswith(("file:", "data:")) for url in requests), requests  # self-contained

@@ -86,10 +86,16 @@ def test_cleanup_of_a_dead_runs_ledger_deletes_its_images_and_then_the_ledger(
     assert "1 image(s) deleted" in result.stdout
     assert not ledger.path.exists()
     assert (ledger_dir / "alive.jsonl").exists() and (ledger_dir / "other.jsonl").exists()
-    gone = requests.get(
-        f"{base}{API}/images/media/{image_id}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    assert "1 account(s) deleted" in result.stdout, result.stdout
+    # The run's own account is gone with its images: its token no longer opens anything.
+    me = requests.get(f"{base}{API}/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert me.status_code == 401
+    login = requests.post(
+        f"{base}{API}/auth/login/",
+        json={"username": credentials.username, "password": credentials.password},
+        timeout=30,
     )
-    assert gone.status_code == 404
+    assert login.status_code == 401
 
 
 def test_a_pool_users_images_need_the_pool_password_and_the_ledger_is_kept_until_then(
