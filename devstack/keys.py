@@ -34,9 +34,9 @@ def ensure_signing_key(folder: Path) -> tuple[str, str]:
         public_path.unlink(missing_ok=True)
     private_pem = private_path.read_text()
     if not public_path.exists():
-        key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+        loaded = serialization.load_pem_private_key(private_pem.encode(), password=None)
         public_path.write_bytes(
-            key.public_key().public_bytes(
+            loaded.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )

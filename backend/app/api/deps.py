@@ -23,7 +23,8 @@ _bearer = HTTPBearer(auto_error=False, description="The access_token from POST /
 # `async def` on purpose: FastAPI runs a plain `def` dependency in the thread pool, two thread hops per
 # request for an attribute read (bench/README.md, "Changes made from the benchmark").
 async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -32,7 +33,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 async def get_urls(request: Request) -> MediaUrlBuilder:
-    return request.app.state.urls  # type: ignore[no-any-return]
+    urls: MediaUrlBuilder = request.app.state.urls
+    return urls
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

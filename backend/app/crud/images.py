@@ -9,6 +9,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.models import VISIBLE_STATES, Image, ImageState, User
 
@@ -47,62 +48,67 @@ class Window:
     after: datetime | None = None
 
 
-_COLUMNS = (Image.id, Image.owner_id, User.username, Image.public, Image.state, Image.created_at)
+_COLUMNS = (
+    col(Image.id),
+    col(Image.owner_id),
+    col(User.username),
+    col(Image.public),
+    col(Image.state),
+    col(Image.created_at),
+)
 
 
 # Bind parameters of the feed statements. The statements themselves are built once per shape and kept
 # (`_feed_statement`): building the SQLAlchemy expression cost more CPU than running the query did
 # (bench/README.md, "Changes made from the benchmark"); the SQL sent is the same as before.
 _LIMIT = sa.bindparam("feed_limit", type_=sa.Integer())
-_CURSOR_CREATED_AT = sa.bindparam("feed_cursor_created_at", type_=Image.created_at.type)  # type: ignore[attr-defined]
-_CURSOR_ID = sa.bindparam("feed_cursor_id", type_=Image.id.type)  # type: ignore[attr-defined]
-_BEFORE = sa.bindparam("feed_before", type_=Image.created_at.type)  # type: ignore[attr-defined]
-_AFTER = sa.bindparam("feed_after", type_=Image.created_at.type)  # type: ignore[attr-defined]
-_VIEWER = sa.bindparam("feed_viewer_id", type_=Image.owner_id.type)  # type: ignore[attr-defined]
-_CREATOR = sa.bindparam("feed_creator_id", type_=Image.owner_id.type)  # type: ignore[attr-defined]
+_CURSOR_CREATED_AT = sa.bindparam("feed_cursor_created_at", type_=sa.DateTime(timezone=True))
+_CURSOR_ID = sa.bindparam("feed_cursor_id", type_=sa.Uuid())
+_BEFORE = sa.bindparam("feed_before", type_=sa.DateTime(timezone=True))
+_AFTER = sa.bindparam("feed_after", type_=sa.DateTime(timezone=True))
+_VIEWER = sa.bindparam("feed_viewer_id", type_=sa.Uuid())
+_CREATOR = sa.bindparam("feed_creator_id", type_=sa.Uuid())
 
 
-def _branch(
-    where: list[sa.ColumnElement[bool]], *, cursor: bool, before: bool, after: bool
-) -> sa.Select[tuple[object, ...]]:
+def _branch(where: list[sa.ColumnElement[bool]], *, cursor: bool, before: bool, after: bool) -> sa.Select:
     """One index-friendly, already ordered and limited select."""
-    conditions = [Image.state.in_(VISIBLE_STATES), *where]  # type: ignore[attr-defined]
+    conditions = [col(Image.state).in_(VISIBLE_STATES), *where]
     if cursor:
-        conditions.append(sa.tuple_(Image.created_at, Image.id) < sa.tuple_(_CURSOR_CREATED_AT, _CURSOR_ID))
+        conditions.append(
+            sa.tuple_(col(Image.created_at), col(Image.id)) < sa.tuple_(_CURSOR_CREATED_AT, _CURSOR_ID)
+        )
     if before:
-        conditions.append(Image.created_at < _BEFORE)
+        conditions.append(col(Image.created_at) < _BEFORE)
     if after:
-        conditions.append(Image.created_at > _AFTER)
+        conditions.append(col(Image.created_at) > _AFTER)
     return (
         sa.select(*_COLUMNS)
-        .join(User, User.id == Image.owner_id)
+        .join(User, col(User.id) == col(Image.owner_id))
         .where(*conditions)
-        .order_by(Image.created_at.desc(), Image.id.desc())  # type: ignore[attr-defined]
+        .order_by(col(Image.created_at).desc(), col(Image.id).desc())
         .limit(_LIMIT)
     )
 
 
 @functools.cache
-def _feed_statement(
-    kind: str, *, cursor: bool, before: bool, after: bool
-) -> sa.Select[tuple[object, ...]] | sa.CompoundSelect:
+def _feed_statement(kind: str, *, cursor: bool, before: bool, after: bool) -> sa.Select | sa.CompoundSelect:
     """The statement of one feed shape (at most 4 kinds x 8 window shapes), with bind parameters."""
-    public = Image.public == sa.true()
+    public = col(Image.public) == sa.true()
     window = {"cursor": cursor, "before": before, "after": after}
     if kind == "creator_public":
-        return _branch([Image.owner_id == _CREATOR, public], **window)
+        return _branch([col(Image.owner_id) == _CREATOR, public], **window)
     if kind == "creator_own":
-        return _branch([Image.owner_id == _CREATOR], **window)
+        return _branch([col(Image.owner_id) == _CREATOR], **window)
     if kind == "public":
         return _branch([public], **window)
-    mine_private = [Image.owner_id == _VIEWER, Image.public == sa.false()]
+    mine_private = [col(Image.owner_id) == _VIEWER, col(Image.public) == sa.false()]
     union = sa.union_all(_branch([public], **window), _branch(mine_private, **window)).subquery()
     return sa.select(*union.c).order_by(union.c.created_at.desc(), union.c.id.desc()).limit(_LIMIT)
 
 
 def _feed_statement_and_values(
     *, viewer_id: uuid.UUID | None, window: Window, creator_id: uuid.UUID | None
-) -> tuple[sa.Select[tuple[object, ...]] | sa.CompoundSelect, dict[str, object]]:
+) -> tuple[sa.Select | sa.CompoundSelect, dict[str, object]]:
     values: dict[str, object] = {"feed_limit": window.limit}
     if creator_id is not None:
         kind = "creator_own" if viewer_id == creator_id else "creator_public"
@@ -129,7 +135,7 @@ def _feed_statement_and_values(
 
 def feed_query(
     *, viewer_id: uuid.UUID | None, window: Window, creator_id: uuid.UUID | None = None
-) -> sa.Select[tuple[object, ...]] | sa.CompoundSelect:
+) -> sa.Select | sa.CompoundSelect:
     """The visible images, newest first: everyone's public ones plus the viewer's own private ones.
 
     The viewer's feed is a UNION ALL of two branches that each walk their own partial index in order,
@@ -177,14 +183,14 @@ async def move(
     values["rejected_reason"] = reason if to == ImageState.REJECTED else None
     result = await session.execute(
         sa.update(Image)
-        .where(Image.id == image_id, Image.state.in_(_MOVES[to.value]))  # type: ignore[attr-defined]
+        .where(col(Image.id) == image_id, col(Image.state).in_(_MOVES[to.value]))
         .values(**values)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # an UPDATE's CursorResult has it
 
 
 async def delete(session: AsyncSession, image_id: uuid.UUID) -> None:
-    await session.execute(sa.delete(Image).where(Image.id == image_id))  # type: ignore[arg-type]
+    await session.execute(sa.delete(Image).where(col(Image.id) == image_id))
     await session.commit()
 
 
@@ -192,8 +198,8 @@ async def stale_pending(session: AsyncSession, *, older_than: datetime, limit: i
     """Pending rows made before `older_than`, oldest first (uses ix_images_pending_created)."""
     result = await session.execute(
         sa.select(Image)
-        .where(Image.state == ImageState.PENDING.value, Image.created_at < older_than)
-        .order_by(Image.created_at)  # type: ignore[arg-type]
+        .where(col(Image.state) == ImageState.PENDING.value, col(Image.created_at) < older_than)
+        .order_by(col(Image.created_at))
         .limit(limit)
     )
     return list(result.scalars())
@@ -201,5 +207,7 @@ async def stale_pending(session: AsyncSession, *, older_than: datetime, limit: i
 
 async def owned_by(session: AsyncSession, owner_id: uuid.UUID) -> list[tuple[uuid.UUID, bool]]:
     """(id, public) of every image of one owner, in any state."""
-    result = await session.execute(sa.select(Image.id, Image.public).where(Image.owner_id == owner_id))  # type: ignore[call-overload]
+    result = await session.execute(
+        sa.select(col(Image.id), col(Image.public)).where(col(Image.owner_id) == owner_id)
+    )
     return [(row.id, row.public) for row in result]

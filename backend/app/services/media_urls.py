@@ -31,8 +31,11 @@ _FROM_CF = str.maketrans({"-": "+", "_": "=", "~": "/"})
 
 
 class ImageLike(Protocol):
-    public: bool
-    state: str
+    @property
+    def public(self) -> bool: ...
+
+    @property
+    def state(self) -> str: ...
 
     @property
     def original_key(self) -> str: ...

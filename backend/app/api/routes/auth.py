@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, status
 
 from app.api.deps import SessionDep, SettingsDep
@@ -10,7 +12,10 @@ from app.services import accounts
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-_ERRORS = {409: {"description": "Username or email taken"}, 422: {"description": "Invalid input"}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Username or email taken"},
+    422: {"description": "Invalid input"},
+}
 
 
 @router.post("/register/", status_code=status.HTTP_201_CREATED, response_model=Success, responses=_ERRORS)

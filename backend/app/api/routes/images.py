@@ -16,7 +16,8 @@ router = APIRouter(prefix="/images", tags=["images"])
 
 
 def _storage(request: Request) -> ImageStorage:
-    return request.app.state.storage  # type: ignore[no-any-return]
+    storage: ImageStorage = request.app.state.storage
+    return storage
 
 
 class GenerateRequest(BaseModel):
