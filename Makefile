@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed
 FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html \
 	frontend/vite.config.js frontend/package.json frontend/package-lock.json
 
-.PHONY: help up down reset logs seed loadtest capacity test lint format venv reset-venv synth frontend
+.PHONY: help up down reset logs seed loadtest capacity test test-ci rehearse lint format venv reset-venv synth frontend
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -70,6 +70,13 @@ format: $(STAMP) ## Fix what ruff can fix and format the code
 test: $(STAMP) $(NODE_STAMP) frontend lint ## Lint, then every test (starts its own PostgreSQL and S3 on free ports)
 	@echo "==> pytest"
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-ci: $(STAMP) $(NODE_STAMP) frontend lint ## The pipeline's synth step: lint, then the unit and infrastructure tests (no browser, no load tests)
+	@echo "==> pytest (browser and load tests excluded)"
+	@$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+
+rehearse: $(STAMP) $(NODE_STAMP) frontend ## The pipeline's steps, here, in order, up to the prod approval (the local stack stands in for staging)
+	@$(PY) scripts/rehearse.py $(REHEARSE_ARGS)
 
 reset-venv: ## Delete .venv (the next command re-creates it)
 	rm -rf $(VENV)

@@ -1,8 +1,8 @@
-"""CDK entry point: builds the app and synthesizes it (issue 11 puts the pipeline stack here)."""
+"""CDK entry point: builds the app (the stages and the pipeline that deploys them) and synthesizes it."""
 
 import sys
 
-from stages.app import build_app
+from pipeline.app import build_app
 from stages.components.web_client import MissingFrontendBuild
 
 try:

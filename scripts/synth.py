@@ -66,7 +66,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return lint.returncode
-    templates = sorted(OUTDIR.glob("assembly-*/*.template.json"))
+    templates = sorted(OUTDIR.glob("*.template.json")) + sorted(OUTDIR.glob("assembly-*/*.template.json"))
     print(f"Synthesized and linted {len(templates)} templates into {OUTDIR.relative_to(ROOT)}/")
     return 0
 

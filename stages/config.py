@@ -381,3 +381,71 @@ YQIDAQAB
 )
 
 ENVIRONMENTS: dict[str, EnvironmentConfig] = {config.name: config for config in (STAGING, PROD)}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PipelineConfig:
+    """Where the CDK Pipelines pipeline lives, what it watches and whom it tells.
+
+    The pipeline stack deploys to its own account (a tools account, or one of the environments' accounts)
+    and deploys staging, then prod, into theirs; each of those accounts is bootstrapped with
+    `--trust <pipeline account>` (README, "Deploying").
+    """
+
+    name: str
+    """Pipeline name; also the prefix of its stack name and of its steps' role names."""
+    account: str
+    region: str = REGION
+    repository: str
+    """`owner/name` of the repository the connection reads."""
+    branch: str
+    """A push to this branch starts a run."""
+    connection_arn: str
+    """The CodeConnections (formerly CodeStar Connections) connection to the repository's host: created
+    once in the pipeline account's console, because the host's side needs a person to authorize it."""
+    notification_email: str | None
+    """Subscribed to the pipeline's topic when set: approvals waiting, permission broadening, failed runs."""
+    reports_retention_days: int
+    """Load-test run folders and capacity reviews are kept this long in the reports bucket (`latest/` stays)."""
+
+    def __post_init__(self) -> None:
+        if not (len(self.account) == 12 and self.account.isdigit()):
+            raise ValueError(f"pipeline: the account id {self.account!r} is 12 digits")
+        owner, _, repo = self.repository.partition("/")
+        if not owner or not repo or "/" in repo:
+            raise ValueError(f"pipeline: repository {self.repository!r} is `owner/name`")
+        parts = self.connection_arn.split(":")
+        if len(parts) != 6 or parts[2] not in ("codeconnections", "codestar-connections"):
+            raise ValueError(f"pipeline: {self.connection_arn!r} is not a CodeConnections connection ARN")
+        if parts[4] != self.account:
+            raise ValueError(
+                "pipeline: the connection belongs to the pipeline's account (its ARN names another)"
+            )
+        if self.reports_retention_days < 1:
+            raise ValueError("pipeline: reports_retention_days is at least 1")
+
+    @property
+    def env(self) -> cdk.Environment:
+        """The pipeline stack's environment."""
+        return cdk.Environment(account=self.account, region=self.region)
+
+    @property
+    def stack_name(self) -> str:
+        """CloudFormation stack name of the pipeline stack, e.g. `yoctogram-pipeline`."""
+        return f"{self.name}-pipeline"
+
+    def role_name(self, step: str) -> str:
+        """Fixed name of one step's CodeBuild role, so the environments' accounts can trust exactly it."""
+        return f"{self.name}-pipeline-{step}"
+
+
+PIPELINE = PipelineConfig(
+    name="yoctogram",
+    account="333333333333",  # placeholder: the adopting team's tools (pipeline) account
+    repository="example-org/yoctogram-deploy",  # placeholder
+    branch="main",
+    # placeholder: the ARN the console shows once the connection is "Available"
+    connection_arn="arn:aws:codeconnections:us-west-2:333333333333:connection/00000000-0000-0000-0000-000000000000",
+    notification_email=None,
+    reports_retention_days=90,
+)

@@ -18,9 +18,9 @@ if _BUNDLED_NODE.exists():
     os.environ.setdefault("JSII_NODE", str(_BUNDLED_NODE))
 
 
-from stages.app import build_app  # noqa: E402
-from stages.config import PROD, STAGING  # noqa: E402
-from tests.templates import StageTemplates, Synthesized, load_stage  # noqa: E402
+from pipeline.app import build_app  # noqa: E402
+from stages.config import PIPELINE, PROD, STAGING  # noqa: E402
+from tests.templates import PipelineView, StageTemplates, Synthesized, load_stage, load_top_level  # noqa: E402
 
 STAND_IN_ASSET = "assets/index-3f9a2c1b.js"
 
@@ -42,7 +42,8 @@ def frontend_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory, frontend_dist: Path) -> Synthesized:
-    """The real app (both stages, cdk-nag registered), synthesized once; fails on any nag finding."""
+    """The real app (both stages and the pipeline, cdk-nag registered), synthesized once; fails on any
+    nag finding."""
     outdir = tmp_path_factory.mktemp("cdk.out")
     app = build_app(str(outdir), frontend_dist=frontend_dist)
     app.synth()
@@ -54,6 +55,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, frontend_dist: Path) -
             "staging": load_stage(outdir, "Staging", STAGING),
             "prod": load_stage(outdir, "Prod", PROD),
         },
+        top=load_top_level(outdir),
     )
 
 
@@ -61,3 +63,10 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, frontend_dist: Path) -
 def stage(request: pytest.FixtureRequest, synthesized: Synthesized) -> StageTemplates:
     """Each stage in turn: every property test runs against staging and prod."""
     return synthesized.stages[request.param]
+
+
+@pytest.fixture(scope="session")
+def pipeline(synthesized: Synthesized) -> PipelineView:
+    """The pipeline stack of the session's synthesis."""
+    assert synthesized.top is not None
+    return PipelineView(synthesized.top, PIPELINE.stack_name)

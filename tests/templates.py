@@ -74,6 +74,31 @@ class StageTemplates:
 
 
 @dataclass
+class TopLevel:
+    """The stacks outside the stages: the pipeline, the access stacks, CodePipeline's support stack."""
+
+    outdir: Path
+    raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Templates by stack name."""
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def template(self, stack_name: str) -> Template:
+        return Template.from_json(self.raw[stack_name], skip_cyclical_dependencies_check=True)
+
+    def resources(self, stack_name: str, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {k: r for k, r in self.raw[stack_name]["Resources"].items() if r["Type"] == resource_type}
+
+    def environment(self, stack_name: str) -> str:
+        """`aws://account/region` of one stack, from the cloud assembly."""
+        [artifact] = [
+            a
+            for a in self.manifest["artifacts"].values()
+            if a["type"] == "aws:cloudformation:stack" and a["properties"].get("stackName") == stack_name
+        ]
+        return str(artifact["environment"])
+
+
+@dataclass
 class Synthesized:
     """What the session's synthesis produced."""
 
@@ -81,6 +106,7 @@ class Synthesized:
     outdir: Path
     frontend_dist: Path
     stages: dict[str, StageTemplates]
+    top: TopLevel | None = None
 
 
 def load_stage(outdir: Path, stage_id: str, config: EnvironmentConfig) -> StageTemplates:
@@ -100,3 +126,96 @@ def subnet_tiers(stage: StageTemplates) -> dict[str, str]:
         tags = {tag["Key"]: tag["Value"] for tag in subnet["Properties"]["Tags"]}
         tiers[logical_id] = tags["aws-cdk:subnet-type"]
     return tiers
+
+
+def load_top_level(outdir: Path) -> TopLevel:
+    """Read the templates of the cloud assembly's own stacks (not the stages' nested assemblies)."""
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    top = TopLevel(outdir=outdir, manifest=manifest)
+    for artifact in manifest["artifacts"].values():
+        if artifact["type"] == "aws:cloudformation:stack":
+            path = outdir / artifact["properties"]["templateFile"]
+            top.raw[artifact["properties"]["stackName"]] = json.loads(path.read_text())
+    return top
+
+
+TOKEN = "<token>"
+"""What an intrinsic function inside a buildspec string reads as (the report group's ARN, a function name)."""
+
+
+@dataclass
+class PipelineView:
+    """The pipeline stack's CodePipeline and CodeBuild resources, read the way the console shows them."""
+
+    top: TopLevel
+    stack_name: str
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        return self.top.raw[self.stack_name]
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return dict(self.raw["Resources"])
+
+    @property
+    def pipeline(self) -> dict[str, Any]:
+        [pipeline] = self.top.resources(self.stack_name, "AWS::CodePipeline::Pipeline").values()
+        return pipeline
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [stage["Name"] for stage in self.pipeline["Properties"]["Stages"]]
+
+    def actions(self, stage: str) -> list[dict[str, Any]]:
+        """The stage's actions in run order."""
+        [found] = [s for s in self.pipeline["Properties"]["Stages"] if s["Name"] == stage]
+        return sorted(found["Actions"], key=lambda a: a["RunOrder"])
+
+    def action(self, stage: str, name: str) -> dict[str, Any]:
+        [action] = [a for a in self.actions(stage) if a["Name"] == name]
+        return action
+
+    def all_actions(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(stage, action) for stage in self.stage_names for action in self.actions(stage)]
+
+    @staticmethod
+    def env(action: dict[str, Any]) -> dict[str, str]:
+        """The action's environment variables (CodePipeline variables, stage outputs)."""
+        text = action["Configuration"].get("EnvironmentVariables")
+        return {v["name"]: v["value"] for v in json.loads(text)} if text else {}
+
+    def project(self, action: dict[str, Any]) -> dict[str, Any]:
+        return self.resources[action["Configuration"]["ProjectName"]["Ref"]]
+
+    def project_env(self, action: dict[str, Any]) -> dict[str, Any]:
+        variables = self.project(action)["Properties"]["Environment"].get("EnvironmentVariables", [])
+        return {v["Name"]: v["Value"] for v in variables}
+
+    def projects(self) -> dict[str, dict[str, Any]]:
+        return self.top.resources(self.stack_name, "AWS::CodeBuild::Project")
+
+    def buildspec(self, project: dict[str, Any]) -> dict[str, Any]:
+        """A project's buildspec: inline, inline with intrinsics (read as TOKEN), or a file in cdk.out."""
+        spec = project["Properties"]["Source"]["BuildSpec"]
+        if isinstance(spec, dict):
+            [(function, (separator, parts))] = spec.items()
+            assert function == "Fn::Join", spec
+            spec = separator.join(p if isinstance(p, str) else TOKEN for p in parts)
+        if spec.endswith(
+            ".yaml"
+        ):  # CDK Pipelines writes asset buildspecs into the assembly (YAML is JSON here)
+            spec = (self.top.outdir / spec).read_text()
+        return dict(json.loads(spec))
+
+    def commands(self, project: dict[str, Any]) -> list[str]:
+        """Every command a project runs, phase by phase."""
+        phases = self.buildspec(project).get("phases", {})
+        return [
+            c
+            for phase in ("install", "pre_build", "build", "post_build")
+            for c in phases.get(phase, {}).get("commands", [])
+        ]
+
+    def path(self, logical_id: str) -> str:
+        return str(self.resources[logical_id].get("Metadata", {}).get("aws:cdk:path", ""))

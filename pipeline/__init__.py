@@ -1,0 +1,1 @@
+"""The self-mutating CDK Pipelines pipeline: push -> staging (migrate, smoke, load test) -> approval -> prod."""

@@ -1,0 +1,197 @@
+"""The roles through which the pipeline's own steps reach into an environment's account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import Validations
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from stages.config import PipelineConfig
+from stages.stage import YoctogramStage
+
+CONTAINER_ASSETS_REPOSITORY = "cdk-{qualifier}-container-assets-{account}-{region}"
+"""The bootstrap's ECR repository, where the pipeline's Assets stage pushes every image."""
+
+
+@dataclass(frozen=True)
+class StepAccess:
+    """One step's way into the account: its CodeBuild role (pipeline account) assumes `role_name` here."""
+
+    step: str
+    """The step's role in the pipeline account is `PipelineConfig.role_name(step)`."""
+    role_name_suffix: str
+
+    def role_name(self, environment: str) -> str:
+        return f"yoctogram-{environment}-pipeline-{self.role_name_suffix}"
+
+
+MIGRATE = StepAccess("migrate", "migrate")
+IMAGE_SCAN = StepAccess("image-scan", "image-scan")
+METRICS = StepAccess("loadtest", "metrics")
+
+
+def role_arn(access: StepAccess, stage: YoctogramStage) -> str:
+    """The ARN of an access role, known without deploying anything (its name is fixed)."""
+    config = stage.config
+    return f"arn:aws:iam::{config.account}:role/{access.role_name(config.name)}"
+
+
+class PipelineAccessStack(cdk.Stack):
+    """Deployed into each environment's account next to the stage, by the pipeline's self-mutation.
+
+    CodeBuild runs in the pipeline's account, and the CDK bootstrap's roles in an environment's account
+    only deploy stacks and publish assets. Three steps need a little more, each through its own role
+    that trusts exactly that step's CodeBuild role (by ARN, as a condition, so the trust can be written
+    before that role exists):
+
+    - `migrate`: run the migration task definition once and read its log (pre step of the app stack);
+    - `image-scan`: read ECR's findings for the images in the bootstrap repository; and
+    - `metrics` (where load tests run): read CloudWatch for the capacity review.
+
+    It also turns on ECR's basic scanning on push for the bootstrap repository (a registry-level setting:
+    it replaces the registry's scanning rules of this region, see README "Deploying").
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: YoctogramStage,
+        pipeline: PipelineConfig,
+        load_tested: bool,
+        **kwargs: Any,
+    ) -> None:
+        config = stage.config
+        super().__init__(
+            scope,
+            construct_id,
+            env=config.env,
+            stack_name=config.stack_name("pipeline-access"),
+            description=f"Roles the {pipeline.name} pipeline's steps assume in the {config.name} account",
+            **kwargs,
+        )
+        cdk.Tags.of(self).add("project", "yoctogram")
+        cdk.Tags.of(self).add("environment", config.name)
+        self.pipeline = pipeline
+        self.environment_name = config.name
+        qualifier = cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER
+        region, account = config.region, config.account
+        repository = CONTAINER_ASSETS_REPOSITORY.format(qualifier=qualifier, account=account, region=region)
+        repository_arn = f"arn:aws:ecr:{region}:{account}:repository/{repository}"
+
+        # --- migrate -------------------------------------------------------------------------------
+        family = stage.migrations.migration.task_definition.family
+        task_definitions = f"arn:aws:ecs:{region}:{account}:task-definition/{family}:*"
+        tasks = f"arn:aws:ecs:{region}:{account}:task/*"
+        passable_roles = f"arn:aws:iam::{account}:role/*"
+        migration_logs = (
+            f"arn:aws:logs:{region}:{account}:log-group:{stage.migrations.stack_name}-*:log-stream:migrate/*"
+        )
+        self.migrate_role = self._role("Migrate", MIGRATE, "runs the migration task before the app stack")
+        self.migrate_role.add_to_policy(
+            iam.PolicyStatement(actions=["ecs:RunTask"], resources=[task_definitions])
+        )
+        self.migrate_role.add_to_policy(
+            iam.PolicyStatement(actions=["ecs:DescribeTasks", "ecs:StopTask"], resources=[tasks])
+        )
+        self.migrate_role.add_to_policy(
+            iam.PolicyStatement(actions=["ecs:DescribeTaskDefinition"], resources=["*"])
+        )
+        self.migrate_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[passable_roles],
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            )
+        )
+        self.migrate_role.add_to_policy(
+            iam.PolicyStatement(actions=["logs:GetLogEvents"], resources=[migration_logs])
+        )
+        self._acknowledge(
+            self.migrate_role,
+            {
+                task_definitions: "RunTask is allowed on every revision of the migration task's family only: "
+                "each release registers a new revision, whose number the stack cannot know in advance.",
+                tasks: "DescribeTasks and StopTask take task ARNs, which exist only once the step has started "
+                "the task; ECS offers no narrower pattern that names the migration task's runs.",
+                "*": "ecs:DescribeTaskDefinition (to find the migration task's log stream) supports no "
+                "resource-level permissions, so IAM only accepts it on Resource '*'.",
+                passable_roles: "RunTask must pass the task definition's execution and task roles, whose names "
+                "CloudFormation generates in the migrations stack; PassRole is limited to handing roles to "
+                "ECS tasks (iam:PassedToService), and RunTask to the migration task's family.",
+                migration_logs: "The migration task's log group has a CloudFormation-generated name; the "
+                "pattern is its stack's prefix and the task's `migrate/` stream prefix, read-only.",
+            },
+        )
+
+        # --- image-scan ----------------------------------------------------------------------------
+        self.image_scan_role = self._role("ImageScan", IMAGE_SCAN, "reads ECR's scan findings of new images")
+        self.image_scan_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:DescribeImages", "ecr:DescribeImageScanFindings", "ecr:StartImageScan"],
+                resources=[repository_arn],
+            )
+        )
+        ecr.CfnRegistryScanningConfiguration(
+            self,
+            "ScanOnPush",
+            scan_type="BASIC",
+            rules=[
+                ecr.CfnRegistryScanningConfiguration.ScanningRuleProperty(
+                    scan_frequency="SCAN_ON_PUSH",
+                    repository_filters=[
+                        ecr.CfnRegistryScanningConfiguration.RepositoryFilterProperty(
+                            filter=f"cdk-{qualifier}-container-assets-*",
+                            filter_type="WILDCARD",
+                        )
+                    ],
+                )
+            ],
+        )
+
+        # --- metrics -------------------------------------------------------------------------------
+        self.metrics_role: iam.Role | None = None
+        if load_tested:
+            self.metrics_role = self._role("Metrics", METRICS, "reads CloudWatch for the capacity review")
+            self.metrics_role.add_to_policy(
+                iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
+            )
+            self._acknowledge(
+                self.metrics_role,
+                {
+                    "*": "cloudwatch:GetMetricData supports no resource-level permissions; the role can only "
+                    "read metrics, and only the load-test step's CodeBuild role may assume it.",
+                },
+            )
+
+    def _role(self, construct_id: str, access: StepAccess, purpose: str) -> iam.Role:
+        pipeline_role = f"arn:aws:iam::{self.pipeline.account}:role/{self.pipeline.role_name(access.step)}"
+        return iam.Role(
+            self,
+            construct_id,
+            role_name=access.role_name(self.environment_name),
+            description=f"The {self.pipeline.name} pipeline's {access.step} step {purpose}",
+            # The account, narrowed to one role by ARN: a condition, unlike a role principal, does not need
+            # the pipeline's role to exist when this stack deploys first.
+            assumed_by=iam.AccountPrincipal(self.pipeline.account).with_conditions(
+                {"ArnEquals": {"aws:PrincipalArn": pipeline_role}}
+            ),
+            max_session_duration=cdk.Duration.hours(1),
+        )
+
+    @staticmethod
+    def _acknowledge(role: iam.Role, reasons: dict[str, str]) -> None:
+        """cdk-nag IAM5 findings of the role's policy, one per wildcard resource, each with its reason."""
+        policy = role.node.find_child("DefaultPolicy")
+        Validations.of(policy).acknowledge(
+            *(
+                cdk.Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{resource}]", reason=reason)
+                for resource, reason in reasons.items()
+            )
+        )

@@ -1,0 +1,325 @@
+"""The pipeline stack: a self-mutating CDK Pipelines pipeline from a push to prod."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import pipelines
+from constructs import Construct
+
+from pipeline import access_stack
+from pipeline.access_stack import IMAGE_SCAN, METRICS, MIGRATE, PipelineAccessStack
+from pipeline.commands import IMAGE_SCAN as IMAGE_SCAN_STEP
+from pipeline.commands import JUNIT_DIR, JUNIT_FILE, LOAD_TEST, REVIEW_PAGE, SMOKE, SYNTH, console_object_url
+from pipeline.commands import MIGRATE as MIGRATE_STEP
+from pipeline.nag import Known, acknowledge_known_findings
+from pipeline.steps import EXECUTION_ID, NPM_CACHE, PIP_CACHE, codebuild_step, runtime_versions
+from stages.config import PipelineConfig
+from stages.stage import YoctogramStage
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+CDK_ASSETS_VERSION = "4.7.3"
+"""`cdk-assets` for the Assets stage, pinned (CDK Pipelines installs `latest` otherwise)."""
+
+STEP_IMAGE = codebuild.LinuxBuildImage.AMAZON_LINUX_2023_5
+"""x86_64: synth, tests, smoke and load test (Python 3.12 and Node 22 among its runtimes)."""
+ASSET_IMAGE = codebuild.LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0
+"""arm64: both images are arm64, and building them on x86 needs emulation (slow, and it fails)."""
+
+
+def cdk_cli_version() -> str:
+    """The CDK CLI that package.json pins: the self-mutation step installs the same one."""
+    package = json.loads((REPO_ROOT / "package.json").read_text())
+    return str(package["devDependencies"]["aws-cdk"])
+
+
+class PipelineStack(cdk.Stack):
+    """Source -> Build (tests, synth) -> UpdatePipeline -> Assets -> Staging -> Prod.
+
+    - Staging: ECR's findings gate the new images; the migration task runs before the app stack; after
+      the stage, the smoke test, then the `step` load test with the staging thresholds, whose run folder
+      and capacity review go to the reports bucket (`runs/<execution id>/` and `latest/`) and whose JUnit
+      file goes to a CodeBuild report group.
+    - Prod: `ConfirmPermissionsBroadening`, then a manual approval whose link opens this run's capacity
+      review, then the stage with its migration, then the smoke test.
+    - The topic hears of approvals waiting, of permission broadening and of every failed run.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: PipelineConfig,
+        staging: YoctogramStage,
+        prod: YoctogramStage,
+        access: Mapping[str, PipelineAccessStack],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=config.env,
+            stack_name=config.stack_name,
+            description="Yoctogram's self-mutating pipeline: push -> staging -> load test -> approval -> prod",
+            **kwargs,
+        )
+        cdk.Tags.of(self).add("project", "yoctogram")
+        self.config = config
+        for stack in access.values():
+            # `cdk deploy` of this stack (self-mutation) deploys the roles its steps assume first.
+            self.add_stack_dependency(
+                stack, "the pipeline's steps assume roles in the environments' accounts"
+            )
+
+        self.topic = sns.Topic(
+            self, "Notifications", display_name=f"{config.name} pipeline", enforce_ssl=True
+        )
+        if config.notification_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.notification_email))
+        self.cache_bucket = self._bucket("BuildCache", expire_days=30)
+        self.reports_bucket = self._bucket(
+            "Reports", expire_days=config.reports_retention_days, prefix="runs/"
+        )
+        self.report_group = codebuild.ReportGroup(
+            self,
+            "LoadTestResults",
+            type=codebuild.ReportGroupType.TEST,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.step_roles = {
+            access_step.step: self._step_role(
+                access_step.step, [staging, prod] if access_step != METRICS else [staging]
+            )
+            for access_step in (MIGRATE, IMAGE_SCAN, METRICS)
+        }
+        self._grant_reports(self.step_roles[METRICS.step])
+
+        source = pipelines.CodePipelineSource.connection(
+            config.repository, config.branch, connection_arn=config.connection_arn, trigger_on_push=True
+        )
+        synth = codebuild_step(
+            SYNTH,
+            input=source,
+            primary_output_directory="cdk.out",
+            build_environment=codebuild.BuildEnvironment(compute_type=codebuild.ComputeType.MEDIUM),
+            cache_bucket=self.cache_bucket,
+            cache_paths=(PIP_CACHE, NPM_CACHE),
+            timeout=cdk.Duration.minutes(60),
+        )
+        self.pipeline = pipelines.CodePipeline(
+            self,
+            "Pipeline",
+            pipeline_name=config.name,
+            pipeline_type=codepipeline.PipelineType.V2,
+            synth=synth,
+            self_mutation=True,
+            cli_version=cdk_cli_version(),
+            cdk_assets_cli_version=CDK_ASSETS_VERSION,
+            # One CodeBuild project per asset type, not one per asset: each image is built once.
+            publish_assets_in_parallel=False,
+            # Staging and prod are other accounts: the artifact buckets need KMS keys they can be granted.
+            cross_account_keys=True,
+            enable_key_rotation=True,
+            code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=codebuild.BuildEnvironment(
+                    build_image=STEP_IMAGE, compute_type=codebuild.ComputeType.SMALL
+                ),
+                partial_build_spec=runtime_versions(),
+            ),
+            asset_publishing_code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=codebuild.BuildEnvironment(
+                    build_image=ASSET_IMAGE, compute_type=codebuild.ComputeType.LARGE
+                ),
+                cache=codebuild.Cache.local(codebuild.LocalCacheMode.DOCKER_LAYER),
+            ),
+            self_mutation_code_build_defaults=pipelines.CodeBuildOptions(
+                role_policy=[self._deploy_access_stacks(access.values())]
+            ),
+        )
+
+        image_scan = codebuild_step(
+            IMAGE_SCAN_STEP,
+            input=source,
+            additional_inputs={"cdk.out": synth},
+            env={
+                "IMAGE_SCAN_ROLE_ARNS": ",".join(
+                    access_stack.role_arn(IMAGE_SCAN, s) for s in (staging, prod)
+                ),
+            },
+            role=self.step_roles[IMAGE_SCAN.step],
+            cache_bucket=self.cache_bucket,
+            cache_prefix="ImageScan",
+        )
+        load_test = codebuild_step(
+            LOAD_TEST,
+            input=source,
+            stage=staging,
+            env={
+                "METRICS_ROLE_ARN": access_stack.role_arn(METRICS, staging),
+                "TARGET_REGION": staging.config.region,
+                "REPORTS_BUCKET": self.reports_bucket.bucket_name,
+                "PIPELINE_EXECUTION_ID": EXECUTION_ID,
+            },
+            role=self.step_roles[METRICS.step],
+            build_environment=codebuild.BuildEnvironment(compute_type=codebuild.ComputeType.MEDIUM),
+            cache_bucket=self.cache_bucket,
+            cache_prefix="LoadTest",
+            buildspec={
+                "reports": {
+                    self.report_group.report_group_arn: {
+                        "files": [JUNIT_FILE],
+                        "base-directory": JUNIT_DIR,
+                        "file-format": "JUNITXML",
+                    }
+                }
+            },
+            timeout=cdk.Duration.minutes(90),
+        )
+        staging_smoke = self._smoke(staging, source)
+        load_test.add_step_dependency(staging_smoke)
+        self.pipeline.add_stage(
+            staging,
+            pre=[image_scan],
+            stack_steps=[pipelines.StackSteps(stack=staging.app, pre=[self._migrate(staging, source)])],
+            post=[staging_smoke, load_test],
+        )
+
+        broadening = pipelines.ConfirmPermissionsBroadening(
+            "ConfirmPermissionsBroadening", stage=prod, notification_topic=self.topic
+        )
+        self.review_url = console_object_url(
+            config.region, self.reports_bucket.bucket_name, f"runs/{EXECUTION_ID}/{REVIEW_PAGE}"
+        )
+        approval = pipelines.ManualApprovalStep(
+            "Approve",
+            comment=(
+                "Staging passed its smoke test and its load test's thresholds. The link opens this run's "
+                "capacity review (sign in to the pipeline account's console): check the figures it proposes "
+                "for stages/config.py PROD before approving the release to prod."
+            ),
+            review_url=self.review_url,
+            notification_topic=self.topic,
+        )
+        approval.add_step_dependency(broadening)
+        self.pipeline.add_stage(
+            prod,
+            pre=[broadening, approval],
+            stack_steps=[pipelines.StackSteps(stack=prod.app, pre=[self._migrate(prod, source)])],
+            post=[self._smoke(prod, source)],
+        )
+
+        self.pipeline.build_pipeline()
+        self.pipeline.pipeline.notify_on(
+            "NotifyOnFailure",
+            self.topic,
+            events=[codepipeline.PipelineNotificationEvents.PIPELINE_EXECUTION_FAILED],
+            notification_rule_name=f"{config.name}-pipeline-failed",
+        )
+        # CodePipeline's replica bucket for the edge stacks' region lives in a support stack of its own.
+        support = {id(s.stack): s.stack for s in self.pipeline.pipeline.cross_region_support.values()}
+        support.pop(id(self), None)
+        self.acknowledged: set[Known] = acknowledge_known_findings([self, *support.values()])
+
+    # --- steps -------------------------------------------------------------------------------------
+    def _migrate(self, stage: YoctogramStage, source: pipelines.IFileSetProducer) -> pipelines.CodeBuildStep:
+        return codebuild_step(
+            MIGRATE_STEP,
+            input=source,
+            stage=stage,
+            env={
+                "TARGET_ROLE_ARN": access_stack.role_arn(MIGRATE, stage),
+                "TARGET_REGION": stage.config.region,
+            },
+            role=self.step_roles[MIGRATE.step],
+            cache_bucket=self.cache_bucket,
+            cache_prefix=f"{stage.stage_name}/Migrate",
+            timeout=cdk.Duration.minutes(45),
+        )
+
+    def _smoke(self, stage: YoctogramStage, source: pipelines.IFileSetProducer) -> pipelines.CodeBuildStep:
+        return codebuild_step(
+            SMOKE,
+            input=source,
+            stage=stage,
+            cache_bucket=self.cache_bucket,
+            cache_prefix=f"{stage.stage_name}/Smoke",
+            timeout=cdk.Duration.minutes(20),
+        )
+
+    # --- resources ---------------------------------------------------------------------------------
+    def _bucket(self, construct_id: str, *, expire_days: int, prefix: str | None = None) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            construct_id,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(prefix=prefix, expiration=cdk.Duration.days(expire_days)),
+                s3.LifecycleRule(abort_incomplete_multipart_upload_after=cdk.Duration.days(1)),
+            ],
+        )
+
+    def _step_role(self, step: str, stages: list[YoctogramStage]) -> iam.Role:
+        """A step's CodeBuild role, by a fixed name the environments' access roles trust."""
+        access = {a.step: a for a in (MIGRATE, IMAGE_SCAN, METRICS)}[step]
+        role = iam.Role(
+            self,
+            "".join(part.capitalize() for part in step.split("-")) + "StepRole",
+            role_name=self.config.role_name(step),
+            assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
+            description=f"CodeBuild role of the {self.config.name} pipeline's {step} step",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sts:AssumeRole"],
+                resources=[access_stack.role_arn(access, stage) for stage in stages],
+            )
+        )
+        return role
+
+    def _grant_reports(self, role: iam.Role) -> None:
+        """The load-test step writes `runs/<execution id>/` and replaces `latest/`; it reads nothing."""
+        bucket = self.reports_bucket
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects("runs/*"), bucket.arn_for_objects("latest/*")],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects("latest/*")])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["latest/*"]}},
+            )
+        )
+        self.report_group.grant_write(role)
+
+    def _deploy_access_stacks(self, stacks: Any) -> iam.PolicyStatement:
+        """Self-mutation deploys the access stacks (other accounts) through their bootstrap roles."""
+        qualifier = cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER
+        resources = []
+        for stack in stacks:
+            account, region = stack.account, stack.region
+            for kind in ("deploy", "file-publishing"):
+                resources.append(
+                    f"arn:aws:iam::{account}:role/cdk-{qualifier}-{kind}-role-{account}-{region}"
+                )
+        return iam.PolicyStatement(actions=["sts:AssumeRole"], resources=resources)

@@ -1,0 +1,424 @@
+"""`make rehearse`: the pipeline's steps, run here in the pipeline's order, up to the prod approval.
+
+CDK Pipelines has no local runner; this runs the very commands of the pipeline's CodeBuild steps (they
+are written once, in `pipeline/commands.py`) so a step that would fail after a push fails here first:
+
+    Build      Synth: `make test-ci`, `make synth` (lint, unit and infrastructure tests; synth, cdk-nag, cfn-lint)
+    Staging    the local stack (`python -m devstack up`, its own folder and free ports) stands in for the
+               deployed stage; the migrations, the smoke test, a short Locust run with the `local`
+               profile and the capacity review run against it
+    Prod       stops where the manual approval stands, and prints the path of the capacity review
+
+Steps that only make sense in AWS are reported as skipped with the reason (self-mutation, asset
+publishing, the image scan, the permission-broadening check), or run a local stand-in (the migration
+task: `python -m app.migrate` against the local database). Each step's result and time is printed; the
+first failure stops the rehearsal, as it stops the pipeline. Files: `reports/rehearse/<id>/` (the stack's
+log, and `bucket/`, the local stand-in for the reports bucket).
+
+    python scripts/rehearse.py            # everything
+    python scripts/rehearse.py --list     # the plan: every command and how it runs here
+    python scripts/rehearse.py --from Migrate   # start at a step (the earlier ones are not run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: import the repository's packages
+    sys.path.insert(0, str(ROOT))
+
+from devstack.postgres import DEFAULT_DB, DEFAULT_PASSWORD, DEFAULT_USER, free_port  # noqa: E402
+from pipeline.commands import (  # noqa: E402
+    GENERATED,
+    IMAGE_SCAN,
+    LOAD_TEST,
+    MIGRATE,
+    REVIEW_PAGE,
+    SMOKE,
+    SYNTH,
+    Command,
+    StepCommands,
+)
+
+READY_PATH = "/api/v1/health/ready"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One step of the pipeline, in order, and what the rehearsal does for it."""
+
+    stage: str
+    name: str
+    step: StepCommands | None = None
+    """The step's commands (`pipeline/commands.py`), run as the pipeline runs them."""
+    skip: str | None = None
+    """Why nothing here can stand in for it."""
+    marker: str | None = None
+    """`stack`: start the local stack (the stage's deployment); `approval`: stop here."""
+
+
+def plan() -> list[Entry]:
+    """The pipeline's steps in the order the pipeline runs them, up to the prod approval."""
+    return [
+        Entry("Build", SYNTH.name, step=SYNTH),
+        Entry("UpdatePipeline", "SelfMutate", skip=GENERATED["SelfMutate"]),
+        Entry("Assets", "Assets", skip=GENERATED["Assets"]),
+        Entry("Staging", IMAGE_SCAN.name, step=IMAGE_SCAN),
+        Entry("Staging", "Deploy", marker="stack"),
+        Entry("Staging", MIGRATE.name, step=MIGRATE),
+        Entry("Staging", SMOKE.name, step=SMOKE),
+        Entry("Staging", LOAD_TEST.name, step=LOAD_TEST),
+        Entry("Prod", "ConfirmPermissionsBroadening", skip=GENERATED["ConfirmPermissionsBroadening"]),
+        Entry("Prod", "Approve", marker="approval"),
+    ]
+
+
+def local_text(command: Command) -> str | None:
+    """What the rehearsal runs for a pipeline command (None: skipped)."""
+    if command.local.how == "run":
+        return command.text
+    if command.local.how == "stand-in":
+        return command.local.command
+    return None
+
+
+# --- the local stack -----------------------------------------------------------------------------------
+def is_ready(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(base_url + READY_PATH, timeout=2) as response:  # noqa: S310 (loopback)
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
+@dataclass
+class LocalStack:
+    """`python -m devstack up` in its own LOCAL_DIR on free ports; output to a log file; SIGTERM stops it."""
+
+    local_dir: Path
+    log_path: Path
+    port: int
+    s3_port: int
+    pg_port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def site_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "LOCAL_DIR": str(self.local_dir),
+            "PORT": str(self.port),
+            "S3_PORT": str(self.s3_port),
+            "LOCAL_PG_PORT": str(self.pg_port),
+        }
+
+    def database_env(self) -> dict[str, str]:
+        """The settings `python -m app.migrate` needs to reach this stack's database."""
+        return {
+            "POSTGRES_HOST": "127.0.0.1",
+            "POSTGRES_PORT": str(self.pg_port),
+            "POSTGRES_USER": DEFAULT_USER,
+            "POSTGRES_PASSWORD": DEFAULT_PASSWORD,
+            "POSTGRES_DB": DEFAULT_DB,
+            "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("backend", "compressor")),
+        }
+
+    def start(self, timeout: float = 240.0) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "devstack", "up"],
+                cwd=ROOT,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the local stack exited with code {self.process.returncode}: {self.tail()}"
+                )
+            if is_ready(self.site_url):
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"the local stack was not ready within {timeout:.0f} s: {self.tail()}")
+
+    def tail(self, lines: int = 20) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return f"end of {self.log_path}:\n" + "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 90.0) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+                return
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                process.wait(timeout=10)
+        # Whatever it left running (a killed `up` cannot stop its children): `devstack down`, same folder.
+        with self.log_path.open("ab") as log:
+            subprocess.run(
+                [sys.executable, "-m", "devstack", "down"],
+                cwd=ROOT,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+                check=False,
+            )
+
+
+# --- running -------------------------------------------------------------------------------------------
+@dataclass
+class Result:
+    entry: Entry
+    status: str  # ok, FAILED, skipped, stand-in, not run
+    seconds: float = 0.0
+    note: str = ""
+
+
+class Rehearsal:
+    def __init__(self, folder: Path, start_at: str | None) -> None:
+        self.folder = folder
+        self.start_at = start_at
+        self.results: list[Result] = []
+        self.stack: LocalStack | None = None
+        self.review: Path | None = None
+        run_id = folder.name
+        self.base_env = {
+            **os.environ,
+            # `python` is this interpreter (the venv's), as `python` is the runtime's in CodeBuild.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+            "PIPELINE_EXECUTION_ID": f"rehearse-{run_id}",
+            "REPORTS_DIR": str(folder / "bucket"),
+            "REVIEW_ASSUME_TASKS": "1",
+        }
+
+    def run(self) -> bool:
+        reached = self.start_at is None
+        try:
+            for entry in plan():
+                reached = reached or entry.name == self.start_at
+                if not reached and entry.marker != "stack":
+                    self.record(Result(entry, "not run", note=f"before --from {self.start_at}"))
+                    continue
+                if not self.do(entry):
+                    return False
+                if entry.marker == "approval":
+                    return True
+            return True
+        finally:
+            if self.stack is not None:
+                say("Stopping the local stack")
+                self.stack.stop()
+
+    def do(self, entry: Entry) -> bool:
+        if entry.skip:
+            self.record(Result(entry, "skipped", note=entry.skip))
+            return True
+        if entry.marker == "stack":
+            return self.start_stack(entry)
+        if entry.marker == "approval":
+            where = self.review or "(no capacity review: the load test did not run)"
+            self.record(
+                Result(entry, "stop", note=f"a person approves here, with the capacity review: {where}")
+            )
+            return True
+        assert entry.step is not None
+        return self.run_step(entry, entry.step)
+
+    def start_stack(self, entry: Entry) -> bool:
+        started = time.monotonic()
+        local_dir = Path(tempfile.mkdtemp(prefix="yoctogram-rehearse-"))
+        local_dir.chmod(0o755)  # as root, PostgreSQL runs as a system user that must reach into it
+        self.stack = LocalStack(
+            local_dir=local_dir,
+            log_path=self.folder / "stack.log",
+            port=free_port(),
+            s3_port=free_port(),
+            pg_port=free_port(),
+        )
+        say(
+            f"Staging: the local stack at {self.stack.site_url} stands in for the deployed stage (log: {self.stack.log_path})"
+        )
+        try:
+            self.stack.start()
+        except RuntimeError as error:
+            self.record(Result(entry, "FAILED", time.monotonic() - started, str(error)))
+            return False
+        self.record(
+            Result(
+                entry,
+                "stand-in",
+                time.monotonic() - started,
+                f"`python -m devstack up` at {self.stack.site_url}",
+            )
+        )
+        return True
+
+    def step_env(self, step: StepCommands) -> dict[str, str]:
+        # A setting of the rehearsal can be changed from the environment, e.g. LOAD_RUN_TIME=3m.
+        env = {
+            **self.base_env,
+            **step.local_env,
+            **{k: os.environ[k] for k in step.local_env if k in os.environ},
+        }
+        if self.stack is not None:
+            env["SiteUrl"] = self.stack.site_url
+            env.update(self.stack.database_env() if step is MIGRATE else {})
+        return env
+
+    def run_step(self, entry: Entry, step: StepCommands) -> bool:
+        main = (*step.build, *step.post_build)
+        if all(local_text(c) is None for c in main):
+            self.record(Result(entry, "skipped", note="; ".join(c.local.reason for c in main)))
+            return True
+        env = self.step_env(step)
+        started = time.monotonic()
+        stand_ins = []
+        failed = None
+        for phase in ("install", "build", "post_build"):
+            if failed is not None and phase != "post_build":
+                continue  # as in CodeBuild: a failure skips the rest of install and build, not post_build
+            for command in getattr(step, phase):
+                text = local_text(command)
+                if text is None:
+                    say(f"{entry.stage}/{entry.name}: skipping `{command.text}`: {command.local.reason}")
+                    continue
+                if text != command.text:
+                    stand_ins.append(f"`{text}` for `{command.text}` ({command.local.reason})")
+                say(f"{entry.stage}/{entry.name}: $ {text}")
+                code = subprocess.run(["bash", "-c", text], cwd=ROOT, env=env, check=False).returncode  # noqa: S603, S607
+                if code != 0:
+                    failed = failed or f"`{text}` exited {code}"
+                    break
+        if step is LOAD_TEST:
+            review = Path(env["REPORTS_DIR"]) / "runs" / env["PIPELINE_EXECUTION_ID"] / REVIEW_PAGE
+            self.review = review if review.exists() else None
+        status = "FAILED" if failed else "stand-in" if stand_ins else "ok"
+        self.record(Result(entry, status, time.monotonic() - started, failed or "; ".join(stand_ins)))
+        return failed is None
+
+    def record(self, result: Result) -> None:
+        self.results.append(result)
+        entry = result.entry
+        timing = f"{result.seconds:7.1f}s" if result.seconds else " " * 8
+        say(f"{result.status:<8} {entry.stage}/{entry.name} {timing} {result.note}".rstrip())
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def print_plan() -> None:
+    for entry in plan():
+        print(f"{entry.stage}/{entry.name}")
+        if entry.skip:
+            print(f"    skipped: {entry.skip}")
+        elif entry.marker == "stack":
+            print("    the local stack (`python -m devstack up`) stands in for the stage's deployment")
+        elif entry.marker == "approval":
+            print("    stop: a person approves here; the capacity review's path is printed")
+        elif entry.step is not None:
+            main = (*entry.step.build, *entry.step.post_build)
+            if all(local_text(c) is None for c in main):
+                for command in main:
+                    print(f"    skipped   {command.text}  ({command.local.reason})")
+                continue
+            for command in entry.step.commands:
+                text = local_text(command)
+                if text == command.text:
+                    print(f"    run       {command.text}")
+                elif text is None:
+                    print(f"    skipped   {command.text}  ({command.local.reason})")
+                else:
+                    print(f"    stand-in  {text}  for  {command.text}  ({command.local.reason})")
+
+
+def print_summary(results: list[Result], total: float) -> None:
+    print("\nRehearsal:", flush=True)
+    for result in results:
+        timing = f"{result.seconds:7.1f}s" if result.seconds else ""
+        print(
+            f"  {result.status:<8} {result.entry.stage + '/' + result.entry.name:<38} {timing:>8}  {result.note}"
+        )
+    print(f"  total {total:.0f} s", flush=True)
+
+
+@contextlib.contextmanager
+def terminated_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a stopped CI job, `kill`) stops the rehearsal like Ctrl-C: the local stack is stopped."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make rehearse", description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="print the plan and every command, run nothing")
+    parser.add_argument(
+        "--from", dest="start_at", choices=[e.name for e in plan() if e.step], help="start at this step"
+    )
+    args = parser.parse_args(argv)
+    if args.list:
+        print_plan()
+        return 0
+    stamp = datetime.now(UTC).strftime("%y%m%d-%H%M%S")
+    folder = ROOT / "reports" / "rehearse" / stamp
+    folder.mkdir(parents=True, exist_ok=True)
+    rehearsal = Rehearsal(folder, args.start_at)
+    started = time.monotonic()
+    try:
+        with terminated_as_interrupt():
+            passed = rehearsal.run()
+    except KeyboardInterrupt:
+        passed = False
+        print("\nInterrupted.", file=sys.stderr)
+    finally:
+        if rehearsal.stack is not None:
+            shutil.rmtree(rehearsal.stack.local_dir, ignore_errors=True)
+    print_summary(rehearsal.results, time.monotonic() - started)
+    if passed:
+        print(f"\nStopped where the prod approval stands. Capacity review: {rehearsal.review or 'none'}")
+        return 0
+    print(
+        f"\nThe rehearsal failed (above); the pipeline would stop at the same step. Files: {folder}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

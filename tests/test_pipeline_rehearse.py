@@ -1,0 +1,127 @@
+"""`make rehearse` runs what the pipeline runs: the commands are read back out of the synthesized template."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from pipeline.commands import GENERATED, IMAGE_SCAN
+from tests.templates import ROOT, PipelineView
+
+# CDK Pipelines' own line that links an additional input (the cloud assembly) into a step's folder.
+INPUT_LINK = re.compile(
+    r'\[ ! -d "(?P<dir>[^"]+)" \] \|\| \{ echo .* exit 1; \} && ln -s -- "\$CODEBUILD_SRC_DIR_\w+" "(?P=dir)"'
+)
+
+
+@pytest.fixture(scope="module")
+def rehearse() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("rehearse", ROOT / "scripts" / "rehearse.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def generated_step(pipeline: PipelineView, logical_id: str) -> str | None:
+    """Which of CDK Pipelines' own steps a CodeBuild project belongs to, if any."""
+    path = pipeline.path(logical_id)
+    for marker, name in (
+        ("/UpdatePipeline/SelfMutation/", "SelfMutate"),
+        ("/Assets/", "Assets"),
+        ("/PipelinesSecurityCheck/", "ConfirmPermissionsBroadening"),
+    ):
+        if marker in path:
+            return name
+    return None
+
+
+def our_projects(pipeline: PipelineView) -> dict[str, dict[str, Any]]:
+    return {k: p for k, p in pipeline.projects().items() if generated_step(pipeline, k) is None}
+
+
+def rehearsed_commands(rehearse: ModuleType) -> set[str]:
+    """Every pipeline command the rehearsal accounts for (runs, stands in for, or skips with a reason)."""
+    return {command.text for entry in rehearse.plan() if entry.step for command in entry.step.commands}
+
+
+def test_every_command_of_every_codebuild_step_is_rehearsed(
+    pipeline: PipelineView, rehearse: ModuleType
+) -> None:
+    rehearsed = rehearsed_commands(rehearse)
+    checked = 0
+    for logical_id, project in our_projects(pipeline).items():
+        for command in pipeline.commands(project):
+            if (link := INPUT_LINK.fullmatch(command)) is not None:
+                # Only the image scan has an additional input: the cloud assembly it reads.
+                assert link.group("dir") == "cdk.out" and IMAGE_SCAN.build[0].text.endswith(" cdk.out")
+                continue
+            assert command in rehearsed, (pipeline.path(logical_id), command)
+            checked += 1
+    assert checked >= 12
+
+
+def test_the_rehearsal_runs_no_command_the_pipeline_does_not(
+    pipeline: PipelineView, rehearse: ModuleType
+) -> None:
+    in_pipeline = {c for project in our_projects(pipeline).values() for c in pipeline.commands(project)}
+    assert rehearsed_commands(rehearse) <= in_pipeline
+
+
+def test_cdk_pipelines_own_steps_are_reported_as_skipped(
+    pipeline: PipelineView, rehearse: ModuleType
+) -> None:
+    generated = {generated_step(pipeline, k) for k in pipeline.projects()} - {None}
+    assert generated == set(GENERATED)
+    skipped = {entry.name: entry.skip for entry in rehearse.plan() if entry.skip}
+    assert set(skipped) == generated
+    assert all(len(reason) > 40 for reason in skipped.values())
+
+
+def test_what_cannot_run_here_says_why(rehearse: ModuleType) -> None:
+    for entry in rehearse.plan():
+        for command in entry.step.commands if entry.step else ():
+            if command.local.how != "run":
+                assert len(command.local.reason) > 40, command.text
+            if command.local.how == "stand-in":
+                assert command.local.command and command.local.command != command.text
+
+
+def test_the_rehearsal_follows_the_pipelines_order(pipeline: PipelineView, rehearse: ModuleType) -> None:
+    plan = rehearse.plan()
+    stages = list(dict.fromkeys(entry.stage for entry in plan))
+    assert stages == [s for s in pipeline.stage_names if s != "Source"]
+    staging_steps = [
+        a["Name"].rsplit(".", 1)[-1]
+        for a in pipeline.actions("Staging")
+        if a["ActionTypeId"]["Provider"] == "CodeBuild"
+    ]
+    assert staging_steps == [e.name for e in plan if e.stage == "Staging" and e.step]
+    assert plan[-1].name == "Approve" and plan[-1].marker == "approval"
+    approve = pipeline.action("Prod", "Approve")
+    before = [
+        a["Name"].split(".")[0] for a in pipeline.actions("Prod") if a["RunOrder"] < approve["RunOrder"]
+    ]
+    assert {e.name for e in plan if e.stage == "Prod" and e.skip} == set(before)
+
+
+def test_every_make_target_the_pipeline_runs_exists(pipeline: PipelineView) -> None:
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    for project in our_projects(pipeline).values():
+        for command in pipeline.commands(project):
+            if command.startswith("make "):
+                assert command.split()[1] in targets, f"the Makefile has no target for `{command}`"
+    assert "rehearse" in targets, "`make rehearse` runs scripts/rehearse.py"
+
+
+def test_the_plan_lists_every_command(rehearse: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    assert rehearse.main(["--list"]) == 0
+    listed = capsys.readouterr().out
+    for command in rehearsed_commands(rehearse):
+        assert command in listed

@@ -1,0 +1,328 @@
+"""The pipeline's own step modules, without AWS: the smoke test against a fake site, the migration task,
+the image scan and the review's publication against stubbed or in-process AWS APIs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from pipeline import image_scan, migrate, review, smoke
+from pipeline.aws import StepError
+from stages.config import PROD, STAGING
+from tests.templates import Synthesized
+
+SITE = "https://staging.example.com"
+IMAGE = "0b5b7f5e-4a51-4a4e-9d0c-7f7a7c1d2e3f"
+USER = "6f1c2f0e-9d5b-4c47-8a53-0a8f7c0f9b11"
+
+
+class FakeSite:
+    """Just enough of the API, the site and S3 for one smoke run; `fail` names a path to answer 503."""
+
+    def __init__(self, fail: str | None = None) -> None:
+        self.fail = fail
+        self.state = "uploaded"
+        self.deleted = False
+        self.left = False
+        self.username = ""
+        self.authorized: list[str] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        self.authorized.append(f"{request.url.host} {request.headers.get('authorization', '')}")
+        if path == self.fail:
+            return httpx.Response(503, json={"success": False, "detail": "down"})
+        routes: dict[tuple[str, str], Any] = {
+            ("GET", "/api/v1/health"): lambda: {"success": True, "status": "ok"},
+            ("GET", "/api/v1/health/ready"): lambda: {"success": True},
+            ("GET", "/config.json"): lambda: {"apiBase": "/api/v1", "environment": "staging"},
+            ("GET", "/api/v1/feed/latest"): lambda: {"success": True, "count": 0, "results": []},
+            ("POST", "/api/v1/auth/login/"): lambda: {"access_token": "token", "token_type": "bearer"},
+            ("GET", "/api/v1/users/me"): lambda: {"id": USER, "username": self.username},
+            ("POST", "/api/v1/images/upload/public/generate"): lambda: {
+                "url": "https://public-images.s3.amazonaws.com/",
+                "fields": {"key": f"public/originals/{IMAGE}", "policy": "p", "x-amz-signature": "s"},
+                "id": IMAGE,
+            },
+            ("POST", f"/api/v1/images/upload/{IMAGE}/confirm"): lambda: {"id": IMAGE, "state": "uploaded"},
+            ("GET", f"/api/v1/images/media/{IMAGE}"): lambda: {
+                "uri": f"{SITE}/public/{'renditions' if self.state == 'ready' else 'originals'}/{IMAGE}"
+            },
+            ("GET", f"/api/v1/feed/by_user/{USER}"): self.by_user,
+            ("DELETE", f"/api/v1/images/{IMAGE}"): self.delete,
+            ("DELETE", "/api/v1/users/me"): self.leave,
+        }
+        if (method, path) == ("POST", "/api/v1/auth/register/"):
+            self.username = json.loads(request.content)["username"]
+            return httpx.Response(201, json={"success": True})
+        if path == "/":
+            return httpx.Response(200, html='<script type="module" src="/assets/index-abc.js"></script>')
+        if path.startswith("/assets/"):
+            return httpx.Response(200, text="export {}", headers={"content-type": "text/javascript"})
+        if request.url.host == "public-images.s3.amazonaws.com":
+            assert b"x-amz-signature" in request.content
+            return httpx.Response(204)
+        if path.startswith("/public/"):
+            return httpx.Response(200, content=b"\x89PNG...", headers={"content-type": "image/png"})
+        if (method, path) in routes:
+            return httpx.Response(200, json=routes[(method, path)]())
+        return httpx.Response(404, json={"success": False, "detail": "Not found"})
+
+    def by_user(self) -> dict[str, Any]:
+        state, self.state = self.state, "ready"  # ready on the second look
+        return {"success": True, "count": 1, "results": [{"id": IMAGE, "state": state}], "next_cursor": None}
+
+    def delete(self) -> dict[str, Any]:
+        self.deleted = True
+        return {"success": True}
+
+    def leave(self) -> dict[str, Any]:
+        self.left = True
+        return {"success": True}
+
+
+def run_smoke(site: FakeSite) -> tuple[bool, list[str]]:
+    transport = httpx.MockTransport(site.handle)
+    lines: list[str] = []
+    with httpx.Client(transport=transport) as client, httpx.Client(transport=transport) as anonymous:
+        check = smoke.Smoke(SITE, client, anonymous, wait_s=1, rendition_timeout_s=5, sleep=lambda _: None)
+        return smoke.run(check, lines.append), lines
+
+
+def test_smoke_passes_against_a_whole_site_and_deletes_its_image() -> None:
+    site = FakeSite()
+    passed, lines = run_smoke(site)
+    assert passed, lines
+    assert [line.split()[1] for line in lines][:4] == ["API", "API", "web", "config.json"]
+    assert any("rendition" in line and line.startswith("ok") for line in lines)
+    assert site.deleted and site.left
+    # The API's token never goes to S3 (S3 refuses a second way of authenticating).
+    assert all(
+        not entry.endswith("Bearer token") for entry in site.authorized if entry.startswith("public-images")
+    )
+
+
+def test_smoke_stops_at_the_first_failure_and_still_cleans_up() -> None:
+    site = FakeSite(fail=f"/api/v1/images/media/{IMAGE}")
+    passed, lines = run_smoke(site)
+    assert not passed
+    assert lines[-2].startswith("FAIL  original") and "503" in lines[-2]
+    assert site.deleted and site.left and lines[-1].startswith("ok    cleanup")
+
+
+def test_smoke_png_is_a_png() -> None:
+    png = smoke.tiny_png(8)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IHDR" in png and png.endswith(b"IEND\xaeB`\x82")
+
+
+def test_smoke_refuses_a_missing_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert smoke.main(["--url", ""]) == 2
+    assert "is SiteUrl set" in capsys.readouterr().err
+
+
+# --- the migration task ------------------------------------------------------------------------------
+STAGE_ENV = {
+    "MigrationTaskDefinitionArn": "arn:aws:ecs:us-west-2:111111111111:task-definition/yoctogram-staging-migrate:7",
+    "ClusterName": "yoctogram-staging-network-Cluster",
+    "TaskSubnetIds": "subnet-1,subnet-2",
+    "TaskSecurityGroupId": "sg-1",
+}
+TASK = "arn:aws:ecs:us-west-2:111111111111:task/yoctogram-staging-network-Cluster/abc123"
+
+
+def test_the_task_runs_in_the_private_task_subnets() -> None:
+    request = migrate.run_task_request(STAGE_ENV)
+    assert request["networkConfiguration"]["awsvpcConfiguration"] == {
+        "subnets": ["subnet-1", "subnet-2"],
+        "securityGroups": ["sg-1"],
+        "assignPublicIp": "DISABLED",
+    }
+    assert request["launchType"] == "FARGATE" and request["count"] == 1
+
+
+def test_outcome_needs_every_container_to_exit_0() -> None:
+    assert migrate.outcome({"containers": [{"name": "migrate", "exitCode": 0}]})[0]
+    ok, message = migrate.outcome(
+        {"containers": [{"name": "migrate", "exitCode": 1}], "stoppedReason": "Essential container exited"}
+    )
+    assert not ok and "exit code 1" in message and "Essential container exited" in message
+    assert not migrate.outcome({"containers": [], "stopCode": "TaskFailedToStart"})[0]
+
+
+def test_waiting_gives_up_at_the_timeout() -> None:
+    now = [0.0]
+    task = migrate.wait_for_stop(
+        lambda: {"lastStatus": "RUNNING"},
+        timeout_s=30,
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )
+    assert task is None and now[0] >= 30
+
+
+class StubSession:
+    """A boto3 session whose clients are stubbed (a Stubber per service)."""
+
+    def __init__(self) -> None:
+        self.clients = {name: boto3.client(name, region_name="us-west-2") for name in ("ecs", "logs", "ecr")}
+        self.stubs = {name: Stubber(client) for name, client in self.clients.items()}
+
+    def client(self, name: str) -> Any:
+        return self.clients[name]
+
+
+def test_migrate_runs_the_task_prints_its_log_and_fails_on_a_failed_task(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    session = StubSession()
+    ecs, logs = session.stubs["ecs"], session.stubs["logs"]
+    ecs.add_response(
+        "run_task", {"tasks": [{"taskArn": TASK}], "failures": []}, migrate.run_task_request(STAGE_ENV)
+    )
+    stopped = {"taskArn": TASK, "lastStatus": "STOPPED", "containers": [{"name": "migrate", "exitCode": 1}]}
+    ecs.add_response(
+        "describe_tasks", {"tasks": [stopped]}, {"cluster": STAGE_ENV["ClusterName"], "tasks": [TASK]}
+    )
+    definition = {
+        "containerDefinitions": [
+            {
+                "name": "migrate",
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": "yoctogram-staging-migrations-Logs",
+                        "awslogs-stream-prefix": "migrate",
+                    },
+                },
+            }
+        ]
+    }
+    ecs.add_response("describe_task_definition", {"taskDefinition": definition})
+    logs.add_response(
+        "get_log_events",
+        {"events": [{"message": "alembic: duplicate column"}]},
+        {
+            "logGroupName": "yoctogram-staging-migrations-Logs",
+            "logStreamName": "migrate/migrate/abc123",
+            "startFromHead": True,
+        },
+    )
+    with ecs, logs, pytest.raises(StepError, match="exit code 1"):
+        migrate.migrate(session, STAGE_ENV, timeout_s=60)
+    assert "alembic: duplicate column" in capsys.readouterr().out
+
+
+def test_migrate_says_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in migrate.OUTPUTS:
+        monkeypatch.delenv(name, raising=False)
+    assert migrate.main([]) == 1
+    assert "MigrationTaskDefinitionArn" in capsys.readouterr().err
+
+
+# --- the image scan -----------------------------------------------------------------------------------
+def test_every_image_push_of_the_assembly_is_scanned(synthesized: Synthesized) -> None:
+    images = image_scan.images_in(synthesized.outdir)
+    assert {i.account for i in images} == {STAGING.account, PROD.account}
+    assert len(images) == 2 * len({i.tag for i in images}) >= 4  # every image, in both registries
+    assert all(re.fullmatch(r"cdk-hnb659fds-container-assets-\d{12}-us-west-2", i.repository) for i in images)
+
+
+def test_severity_gate() -> None:
+    assert image_scan.fails({"CRITICAL": 1}, "CRITICAL")
+    assert not image_scan.fails({"HIGH": 3, "MEDIUM": 9}, "CRITICAL")
+    assert image_scan.fails({"HIGH": 1}, "HIGH")
+    assert image_scan.roles_by_account(
+        "arn:aws:iam::111111111111:role/a, arn:aws:iam::222222222222:role/b"
+    ) == {
+        "111111111111": "arn:aws:iam::111111111111:role/a",
+        "222222222222": "arn:aws:iam::222222222222:role/b",
+    }
+    with pytest.raises(StepError):
+        image_scan.roles_by_account("not-an-arn")
+
+
+def test_an_unscanned_image_gets_a_scan_and_its_findings_are_read() -> None:
+    session = StubSession()
+    ecr = session.stubs["ecr"]
+    image = image_scan.Image(
+        "111111111111", "us-west-2", "cdk-hnb659fds-container-assets-111111111111-us-west-2", "f" * 64
+    )
+    ids = {"repositoryName": image.repository, "imageIds": [{"imageTag": image.tag}]}
+    ecr.add_response("describe_images", {"imageDetails": [{"imageTags": [image.tag]}]}, ids)
+    ecr.add_response(
+        "start_image_scan", {}, {"repositoryName": image.repository, "imageId": {"imageTag": image.tag}}
+    )
+    ecr.add_response(
+        "describe_images",
+        {
+            "imageDetails": [
+                {
+                    "imageScanStatus": {"status": "COMPLETE"},
+                    "imageScanFindingsSummary": {"findingSeverityCounts": {"CRITICAL": 1, "LOW": 2}},
+                }
+            ]
+        },
+        ids,
+    )
+    with ecr:
+        status, counts = image_scan.scan_result(
+            session.client("ecr"), image, timeout_s=60, sleep=lambda _: None
+        )
+    assert status == "COMPLETE" and counts == {"CRITICAL": 1, "LOW": 2}
+
+
+# --- the review's publication -------------------------------------------------------------------------
+def run_folder(tmp_path: Path) -> Path:
+    run = tmp_path / "reports" / "loadtest" / "260101-000000-ab"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"finished_epoch": 1000.0}))
+    (run / "junit.xml").write_text("<testsuite/>")
+    (run / "capacity.html").write_text("<html></html>")
+    return run
+
+
+def test_the_review_waits_for_cloudwatch_only_as_long_as_needed() -> None:
+    assert review.settle_wait({"finished_epoch": 1000.0}, now=1060.0, settle_s=180) == 120.0
+    assert review.settle_wait({"finished_epoch": 1000.0}, now=2000.0, settle_s=180) == 0.0
+    assert review.settle_wait({}, now=2000.0, settle_s=180) == 0.0
+
+
+@mock_aws
+def test_publishing_to_s3_replaces_latest(tmp_path: Path) -> None:
+    s3 = boto3.client("s3", region_name="us-west-2")
+    s3.create_bucket(Bucket="reports", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_object(Bucket="reports", Key="latest/stale.txt", Body=b"from an older run")
+    run = run_folder(tmp_path)
+    assert review.publish_s3(s3, run, "reports", "exec-1") == "s3://reports/runs/exec-1/"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="reports")["Contents"]}
+    names = {"summary.json", "junit.xml", "capacity.html"}
+    assert keys == {f"runs/exec-1/{n}" for n in names} | {f"latest/{n}" for n in names}
+    page = s3.head_object(Bucket="reports", Key="runs/exec-1/capacity.html")
+    assert page["ContentType"] == "text/html; charset=utf-8"  # the console's Open shows it as a page
+
+
+def test_a_failed_review_is_still_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(review, "capacity_review", lambda run_dir, env: 2)
+    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "bucket"))
+    monkeypatch.setenv("PIPELINE_EXECUTION_ID", "exec-2")
+    for name in ("REPORTS_BUCKET", *review.CLOUDWATCH_NAMES):
+        monkeypatch.delenv(name, raising=False)
+    assert review.main([str(run)]) == 1
+    assert "capacity review failed" in capsys.readouterr().err
+    assert (tmp_path / "bucket" / "runs" / "exec-2" / "capacity.html").exists()
+    assert (tmp_path / "bucket" / "latest" / "junit.xml").exists()
+    assert (tmp_path / "reports" / "junit" / "loadtest.xml").read_text() == "<testsuite/>"
