@@ -59,9 +59,10 @@ capacity: $(STAMP) ## Capacity review of a load-test run, written into its folde
 logs: ## Follow the logs of the local stack's services
 	@mkdir -p .local/logs && touch .local/logs/api.log && tail -n 50 -F .local/logs/*.log
 
-lint: $(STAMP) frontend ## ruff (lint + format check) and prettier (web client)
+lint: $(STAMP) frontend ## ruff (lint + format check), mypy, and prettier (web client)
 	@echo "==> ruff check"; $(VENV)/bin/ruff check .
 	@echo "==> ruff format --check"; $(VENV)/bin/ruff format --check .
+	@echo "==> mypy"; $(VENV)/bin/mypy backend/app devstack compressor loadtests stages pipeline scripts
 	@echo "==> prettier --check frontend"; cd frontend && npm run -s lint
 
 format: $(STAMP) ## Fix what ruff can fix and format the code

@@ -10,6 +10,7 @@ the stacks looks anything up at synth time, so `cdk synth` runs offline with no 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -245,16 +246,17 @@ class EnvironmentConfig:
 
 _MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # The compressor's settings that staging and prod share (its author's recommendations).
-_COMPRESSOR = {
-    "memory_mib": 1024,
-    "timeout_seconds": 30,
-    "retry_attempts": 2,
-    "max_event_age_minutes": 120,
-    "max_long_edge": 1080,
-    "output_format": "webp",
-    "webp_quality": 80,
-    "log_level": "INFO",
-}
+_COMPRESSOR = CompressorSettings(
+    reserved_concurrency=5,
+    memory_mib=1024,
+    timeout_seconds=30,
+    retry_attempts=2,
+    max_event_age_minutes=120,
+    max_long_edge=1080,
+    output_format="webp",
+    webp_quality=80,
+    log_level="INFO",
+)
 # Both tags are published (public.ecr.aws) and pinned so a deployment never pulls a moving tag.
 _DATADOG_AGENT_IMAGE = "public.ecr.aws/datadog/agent:7.60.0"
 _LOG_ROUTER_BASE_IMAGE = "public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32.4"
@@ -304,7 +306,7 @@ STAGING = EnvironmentConfig(
     max_upload_bytes=_MAX_UPLOAD_BYTES,
     # Load tests run against staging from one address and sign many users in at once.
     auth_rate_limit_per_5_minutes=2000,
-    compressor=CompressorSettings(reserved_concurrency=5, **_COMPRESSOR),
+    compressor=_COMPRESSOR,
     datadog_api_key_secret_name="yoctogram/staging/datadog-api-key",  # noqa: S106 (a name, not a secret)
     media_signing_private_key_secret_name="yoctogram/staging/media-signing-private-key",  # noqa: S106
     # placeholder: the adopting team puts the public half of its staging signing key here
@@ -364,7 +366,7 @@ PROD = EnvironmentConfig(
     log_router_base_image=_LOG_ROUTER_BASE_IMAGE,
     max_upload_bytes=_MAX_UPLOAD_BYTES,
     auth_rate_limit_per_5_minutes=300,
-    compressor=CompressorSettings(reserved_concurrency=20, **_COMPRESSOR),
+    compressor=dataclasses.replace(_COMPRESSOR, reserved_concurrency=20),
     datadog_api_key_secret_name="yoctogram/prod/datadog-api-key",  # noqa: S106
     media_signing_private_key_secret_name="yoctogram/prod/media-signing-private-key",  # noqa: S106
     # placeholder: the adopting team puts the public half of its prod signing key here
