@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
 from pydantic import EmailStr, StringConstraints, field_validator
@@ -110,7 +110,32 @@ class Success(SQLModel):
 
 
 # --- images ------------------------------------------------------------------------------------
-class Image(SQLModel, table=True):
+class ImageKeys:
+    """The S3 keys of an image (DESIGN.md, "Images"), from its `id` and `public`; for rows and feed rows."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:  # provided by the classes that mix this in
+        id: uuid.UUID
+        public: bool
+
+    @property
+    def privacy(self) -> str:
+        return "public" if self.public else "private"
+
+    @property
+    def original_key(self) -> str:
+        return f"{self.privacy}/originals/{self.id}"
+
+    @property
+    def rendition_key(self) -> str:
+        return f"{self.privacy}/renditions/{self.id}.webp"
+
+    @property
+    def rejection_marker_key(self) -> str:
+        return f"{self.privacy}/renditions/{self.id}.rejected"
+
+
+class Image(ImageKeys, SQLModel, table=True):
     """One post. The bytes live in S3 under keys derived from `id` and `public` (DESIGN.md)."""
 
     __tablename__ = "images"
@@ -154,22 +179,6 @@ class Image(SQLModel, table=True):
     rejected_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
-
-    @property
-    def privacy(self) -> str:
-        return "public" if self.public else "private"
-
-    @property
-    def original_key(self) -> str:
-        return f"{self.privacy}/originals/{self.id}"
-
-    @property
-    def rendition_key(self) -> str:
-        return f"{self.privacy}/renditions/{self.id}.webp"
-
-    @property
-    def rejection_marker_key(self) -> str:
-        return f"{self.privacy}/renditions/{self.id}.rejected"
 
 
 class FeedItem(SQLModel):

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.models import VISIBLE_STATES, Image, ImageState, User
+from app.models import VISIBLE_STATES, Image, ImageKeys, ImageState, User
 
 
 @dataclass(frozen=True, slots=True)
-class FeedRow:
+class FeedRow(ImageKeys):
     """What a feed card needs, read in the same query (no request per item)."""
 
     id: uuid.UUID
@@ -24,18 +24,6 @@ class FeedRow:
     public: bool
     state: str
     created_at: datetime
-
-    @property
-    def privacy(self) -> str:
-        return "public" if self.public else "private"
-
-    @property
-    def original_key(self) -> str:
-        return f"{self.privacy}/originals/{self.id}"
-
-    @property
-    def rendition_key(self) -> str:
-        return f"{self.privacy}/renditions/{self.id}.webp"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from app.api.deps import OptionalUser, SessionDep, UrlsDep
 from app.models import FeedPage
@@ -20,45 +21,34 @@ Before = Annotated[datetime | None, Query(description="Only posts created before
 After = Annotated[datetime | None, Query(description="Only posts created after this ISO time")]
 
 
+@dataclass(frozen=True)
+class Paging:
+    """The query parameters every feed takes."""
+
+    limit: int
+    cursor: str | None
+    before: datetime | None
+    after: datetime | None
+
+
+async def paging(
+    limit: Limit = feeds.DEFAULT_LIMIT, cursor: Cursor = None, before: Before = None, after: After = None
+) -> Paging:
+    return Paging(limit=limit, cursor=cursor, before=before, after=after)
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
+
+
 @router.get("/latest", response_model=FeedPage)
-async def latest(
-    session: SessionDep,
-    urls: UrlsDep,
-    viewer: OptionalUser,
-    limit: Limit = feeds.DEFAULT_LIMIT,
-    cursor: Cursor = None,
-    before: Before = None,
-    after: After = None,
-) -> FeedPage:
-    return await feeds.page(
-        session,
-        urls,
-        viewer_id=viewer.id if viewer else None,
-        limit=limit,
-        cursor=cursor,
-        before=before,
-        after=after,
-    )
+async def latest(session: SessionDep, urls: UrlsDep, viewer: OptionalUser, window: PagingDep) -> FeedPage:
+    return await feeds.page(session, urls, viewer_id=viewer.id if viewer else None, **asdict(window))
 
 
 @router.get("/by_user/{creator}", response_model=FeedPage)
 async def by_user(
-    creator: uuid.UUID,
-    session: SessionDep,
-    urls: UrlsDep,
-    viewer: OptionalUser,
-    limit: Limit = feeds.DEFAULT_LIMIT,
-    cursor: Cursor = None,
-    before: Before = None,
-    after: After = None,
+    creator: uuid.UUID, session: SessionDep, urls: UrlsDep, viewer: OptionalUser, window: PagingDep
 ) -> FeedPage:
     return await feeds.page(
-        session,
-        urls,
-        viewer_id=viewer.id if viewer else None,
-        creator_id=creator,
-        limit=limit,
-        cursor=cursor,
-        before=before,
-        after=after,
+        session, urls, viewer_id=viewer.id if viewer else None, creator_id=creator, **asdict(window)
     )
