@@ -10,7 +10,11 @@ Measures, in one run on this machine:
   without the encoder (which both share) to show where the time goes;
 * peak resident memory of a fresh subprocess (``VmHWM``, its own high-water mark: unlike ``ru_maxrss`` it is
   not inherited from this process across fork and exec) for a 50-megapixel JPEG, for both paths;
-* the import time of ``handler`` in a fresh interpreter (cold-start cost), median of 5.
+* the import time of ``handler`` in a fresh interpreter (cold-start cost), median of 5;
+* quality next to speed: PSNR and SSIM of each rendition against a reference (full decode + Lanczos to the
+  rendition's size, never encoded), for the compressor's path, the naive path, and the options that could
+  make the compressor faster (resampling filter, WebP method), each with its time, size and speed-up, so a
+  faster setting is never chosen without its cost in quality being on the same line.
 
 The input images are generated on the fly (see ``compressor/sample_images.py``) and never written to
 the repository. Prints a Markdown table; ``--json`` also writes the numbers.
@@ -19,6 +23,7 @@ the repository. Prints a Markdown table; ``--json`` also writes the numbers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -34,8 +39,10 @@ from pathlib import Path
 COMPRESSOR = Path(__file__).resolve().parent.parent / "compressor"
 sys.path.insert(0, str(COMPRESSOR))
 
+import numpy as np  # noqa: E402
 from PIL import Image, features  # noqa: E402
 
+import rendition as rendition_module  # noqa: E402
 import sample_images  # noqa: E402
 from rendition import RESAMPLE, RenditionOptions, fit_within, make_rendition  # noqa: E402
 
@@ -149,7 +156,136 @@ def import_time_ms(runs: int = 5) -> float:
     return round(statistics.median(samples) * 1000, 1)
 
 
-def run(repeat: int, webp_method: int) -> dict[str, object]:
+# --- quality -------------------------------------------------------------------------------------
+def _uniform7(x: np.ndarray) -> np.ndarray:
+    """Mean over every 7x7 window (valid part only), per channel, by summed-area tables."""
+    c = np.cumsum(np.cumsum(np.pad(x, ((1, 0), (1, 0), (0, 0))), axis=0), axis=1)
+    w = 7
+    return (c[w:, w:] - c[:-w, w:] - c[w:, :-w] + c[:-w, :-w]) / (w * w)
+
+
+def ssim(a: Image.Image, b: Image.Image) -> float:
+    """Mean SSIM over RGB channels, as scikit-image's ``structural_similarity`` computes it by default
+    (7x7 uniform window, sample covariance, K1 0.01, K2 0.03, data range 255, borders excluded)."""
+    x = np.asarray(a.convert("RGB"), dtype=np.float64)
+    y = np.asarray(b.convert("RGB"), dtype=np.float64)
+    n = 49
+    cov_norm = n / (n - 1)
+    ux, uy = _uniform7(x), _uniform7(y)
+    vx = cov_norm * (_uniform7(x * x) - ux * ux)
+    vy = cov_norm * (_uniform7(y * y) - uy * uy)
+    vxy = cov_norm * (_uniform7(x * y) - ux * uy)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    return round(float(s.mean()), 4)
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    x = np.asarray(a.convert("RGB"), dtype=np.float64)
+    y = np.asarray(b.convert("RGB"), dtype=np.float64)
+    mse = float(np.mean((x - y) ** 2))
+    return round(10 * np.log10(255.0**2 / mse), 2) if mse else float("inf")
+
+
+def _decoded(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        return im.convert("RGB")
+
+
+def reference_image(data: bytes, options: RenditionOptions) -> Image.Image:
+    """What a perfect rendition looks like: full decode, one Lanczos resize, no lossy encoding."""
+    im = _decoded(data)
+    return im.resize(fit_within(im.size, options.max_long_edge), Image.Resampling.LANCZOS)
+
+
+def _quality(data: bytes, reference: Image.Image) -> dict[str, float]:
+    decoded = _decoded(data)
+    return {"psnr_db": psnr(decoded, reference), "ssim": ssim(decoded, reference)}
+
+
+@contextlib.contextmanager
+def _resample(filter_: Image.Resampling):
+    """Run the compressor's own code with another resampling filter (a what-if, never the default)."""
+    saved = rendition_module.RESAMPLE
+    rendition_module.RESAMPLE = filter_
+    try:
+        yield
+    finally:
+        rendition_module.RESAMPLE = saved
+
+
+def options_table(photo: bytes, options: RenditionOptions, repeat: int) -> dict[str, object]:
+    """The options that could make the compressor faster, each timed, sized and scored.
+
+    Every option runs the compressor's own ``make_rendition`` with one setting changed; "speed-up" is
+    against the naive path with the compressor's current settings, and "same-settings speed-up" against
+    the naive path with the option's WebP method (the fair comparison when the encoder changes for both).
+    """
+    reference = reference_image(photo, options)
+    methods = sorted({0, 2, 3, options.webp_method, 6})
+    variants: dict[str, tuple[Image.Resampling, int]] = {
+        f"Lanczos, method {m}": (Image.Resampling.LANCZOS, m) for m in methods
+    }
+    variants[f"bicubic, method {options.webp_method}"] = (Image.Resampling.BICUBIC, options.webp_method)
+    variants[f"bilinear, method {options.webp_method}"] = (Image.Resampling.BILINEAR, options.webp_method)
+
+    def compressor(filter_: Image.Resampling, method: int) -> Callable[[], bytes]:
+        def run() -> bytes:
+            with _resample(filter_):
+                return make_rendition(photo, RenditionOptions(webp_method=method)).data
+
+        return run
+
+    funcs: dict[str, Callable[[], object]] = {name: compressor(*v) for name, v in variants.items()}
+
+    def naive(method: int) -> Callable[[], bytes]:
+        return lambda: naive_rendition(photo, RenditionOptions(webp_method=method))
+
+    for m in methods:
+        funcs[f"naive, method {m}"] = naive(m)
+    times = median_ms(funcs, repeat)
+    naive_current = times[f"naive, method {options.webp_method}"]
+    rows = []
+    for name, (filter_, method) in variants.items():
+        data = compressor(filter_, method)()
+        rows.append(
+            {
+                "option": name,
+                "current": filter_ == RESAMPLE and method == options.webp_method,
+                "ms": times[name],
+                "speedup_vs_naive_current_settings": round(naive_current / times[name], 2),
+                "speedup_vs_naive_same_method": round(times[f"naive, method {method}"] / times[name], 2),
+                "bytes": len(data),
+                **_quality(data, reference),
+            }
+        )
+    naive_rows = []
+    for m in methods:
+        data = naive_rendition(photo, RenditionOptions(webp_method=m))
+        naive_rows.append(
+            {
+                "option": f"naive, method {m}",
+                "ms": times[f"naive, method {m}"],
+                "bytes": len(data),
+                **_quality(data, reference),
+            }
+        )
+    # The compressor's image before encoding (JPEG draft decoding + its resize) against the reference.
+    with Image.open(io.BytesIO(photo)) as im:
+        target = fit_within(im.size, options.max_long_edge)
+        im.draft(None, target)
+        im.load()
+        pre = rendition_module._resize(im.convert("RGB"), target)
+    return {
+        "reference": "full decode + Lanczos to the rendition size, not encoded",
+        "compressor_before_encoding": {"psnr_db": psnr(pre, reference), "ssim": ssim(pre, reference)},
+        "options": rows,
+        "naive": naive_rows,
+    }
+
+
+def run(repeat: int, webp_method: int, *, with_options: bool = True) -> dict[str, object]:
     options = RenditionOptions(webp_method=webp_method)
     photo = sample_images.encode(sample_images.photo_like(*SIZE_12MP, seed=12), "JPEG", quality=JPEG_QUALITY)
     times = median_ms(
@@ -173,6 +309,8 @@ def run(repeat: int, webp_method: int) -> dict[str, object]:
         big_bytes = os.path.getsize(path)
         memory_optimized = peak_memory_mb(path, "optimized", options.webp_method)
         memory_naive = peak_memory_mb(path, "naive", options.webp_method)
+
+    quality = options_table(photo, options, max(3, repeat - 2)) if with_options else None
 
     return {
         "machine": {
@@ -207,6 +345,8 @@ def run(repeat: int, webp_method: int) -> dict[str, object]:
             "naive": memory_naive,
         },
         "handler_import_ms": import_time_ms(),
+        "quality": quality,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -246,6 +386,28 @@ def markdown(result: dict) -> str:
         "|---|---|---|",
         *(f"| {name} | {value} | {note} |" for name, value, note in rows),
     ]
+    quality = result.get("quality")
+    if quality:
+        pre = quality["compressor_before_encoding"]
+        lines += [
+            "",
+            f"Quality against the reference ({quality['reference']}); the compressor's image before encoding "
+            f"(JPEG draft decoding + its resize): PSNR {pre['psnr_db']} dB, SSIM {pre['ssim']}.",
+            "",
+            "| option (resize filter, WebP method) | ms | speed-up vs naive (current settings) | "
+            "speed-up vs naive (same method) | bytes | PSNR dB | SSIM |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in quality["options"]:
+            name = f"**{row['option']} (current)**" if row["current"] else row["option"]
+            lines.append(
+                f"| {name} | {row['ms']} | {row['speedup_vs_naive_current_settings']}x | "
+                f"{row['speedup_vs_naive_same_method']}x | {row['bytes']} | {row['psnr_db']} | {row['ssim']} |"
+            )
+        for row in quality["naive"]:
+            lines.append(
+                f"| {row['option']} | {row['ms']} | | | {row['bytes']} | {row['psnr_db']} | {row['ssim']} |"
+            )
     return "\n".join(lines)
 
 
@@ -259,8 +421,9 @@ def main() -> int:
         default=RenditionOptions().webp_method,
         help="libwebp effort 0-6 for both paths (default: the compressor's default)",
     )
+    parser.add_argument("--no-options", action="store_true", help="skip the options and quality table")
     args = parser.parse_args()
-    result = run(args.repeat, args.webp_method)
+    result = run(args.repeat, args.webp_method, with_options=not args.no_options)
     print(markdown(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

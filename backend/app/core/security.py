@@ -12,8 +12,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.core.config import Settings
 
-# argon2id with the library's defaults (RFC 9106 "second recommended" profile): ~50 ms, 64 MiB.
-_hasher = PasswordHasher()
+# argon2id at OWASP's recommended floor (19 MiB, 2 passes, 1 lane). The library's defaults (64 MiB,
+# 3 passes, 4 lanes) cost ~280 ms of CPU per login here (bench/results): a handful of logins would starve
+# a one-vCPU task. Hashes carry their parameters, so older hashes keep verifying.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Verified against when the user does not exist, so a wrong username costs as long as a wrong password.
 _DUMMY_HASH = _hasher.hash("yoctogram-dummy-password")
 

@@ -1,0 +1,400 @@
+"""API benchmark: throughput and latency under load, the ceiling, /health under a fixed load, growth.
+
+    python bench/api_bench.py [--json out.json] [--seconds 8] [--rounds 3] [--sizes 10000,100000,1000000]
+
+Run by ``bench/run.py`` (``make bench``). The stack (``apistack.BenchStack``) puts the load generator on
+core 0 and the API and its PostgreSQL on core 1; every figure is printed with its conditions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import apistack
+import loadgen
+from apistack import BenchStack, ServerProcess
+from loadgen import Request, RunResult
+
+FEED = "/api/v1/feed/latest"  # default page size: 50 posts
+CONCURRENCY = 16
+TOKENS = 16  # the logged-in scenarios rotate over this many members
+MEDIA_IDS = 200
+HEALTH_PROBE_RATE = 50.0  # requests a second of /health while the feeds run at a fixed rate
+GROWTH_SIZES = (10_000, 100_000, 1_000_000)
+LOAD_SIZE = 100_000  # the dataset of the load scenarios
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# --- CPU accounting: what the server side spent per request ----------------------------------------
+def _cpu_seconds(root_pid: int) -> dict[int, float]:
+    """utime + stime of `root_pid` and its direct children (uvicorn workers; PostgreSQL backends)."""
+    out: dict[int, float] = {}
+    for pid in apistack._pids_of_tree(root_pid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(value - before.get(pid, 0.0) for pid, value in after.items())
+
+
+def _children_cpu() -> float:
+    usage = os.times()
+    return usage.children_user + usage.children_system
+
+
+def measure(
+    server: ServerProcess, requests: list[Request], *, seconds: float, db_pid: int | None, **kwargs: Any
+) -> dict[str, Any]:
+    """One wrk run plus the CPU the server, the database and the generator spent during it."""
+    api_before = _cpu_seconds(server.process.pid)
+    db_before = _cpu_seconds(db_pid) if db_pid else {}
+    gen_before = _children_cpu()
+    result = loadgen.run(server.base_url, requests, seconds=seconds, **kwargs)
+    gen_cpu = _children_cpu() - gen_before
+    api_cpu = _spent(api_before, _cpu_seconds(server.process.pid))
+    db_cpu = _spent(db_before, _cpu_seconds(db_pid)) if db_pid else 0.0
+    n = max(1, result.requests)
+    return {
+        **asdict(result),
+        "api_cpu_ms_per_request": round(api_cpu * 1000 / n, 3),
+        "db_cpu_ms_per_request": round(db_cpu * 1000 / n, 3),
+        "generator_core_busy": round(gen_cpu / max(result.seconds, 0.001), 3),
+    }
+
+
+# --- scenarios ----------------------------------------------------------------------------------
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def scenarios(
+    stack: BenchStack, api: ServerProcess, ceiling: ServerProcess
+) -> dict[str, tuple[ServerProcess, list[Request], str]]:
+    """name -> (server, requests cycled through, what it is)."""
+    tokens = stack.tokens(TOKENS)
+    login_body = [
+        json.dumps({"username": f"bench_{i}", "password": apistack.PASSWORD}) for i in range(TOKENS)
+    ]
+    json_type = {"Content-Type": "application/json"}
+    return {
+        "ceiling": (
+            ceiling,
+            [Request("/ceiling")],
+            "bare FastAPI endpoint returning a constant (no middleware)",
+        ),
+        "health": (
+            api,
+            [Request("/api/v1/health")],
+            "the API's /health (a constant, through its middleware)",
+        ),
+        "feed_anonymous": (api, [Request(FEED)], "GET /feed/latest, anonymous: 50 public posts"),
+        "feed_logged_in": (
+            api,
+            [Request(FEED, headers=bearer(t)) for t in tokens],
+            f"GET /feed/latest with a bearer token ({TOKENS} members): public + own private, 50 posts",
+        ),
+        "media": (
+            api,
+            [Request(f"/api/v1/images/media/{i}") for i in stack.public_media_ids(MEDIA_IDS)],
+            f"GET /images/media/{{id}}, anonymous, {MEDIA_IDS} public posts (uploaded or ready)",
+        ),
+        "generate": (
+            api,
+            [Request("/api/v1/images/upload/public/generate", "POST", bearer(t)) for t in tokens],
+            "POST /images/upload/public/generate (pending row + presigned POST)",
+        ),
+        "login": (
+            api,
+            [Request("/api/v1/auth/login/", "POST", json_type, body) for body in login_body],
+            "POST /auth/login/ (argon2id verify, library defaults: slow on purpose)",
+        ),
+    }
+
+
+LOGIN_MIN_SECONDS = 15  # a login takes ~50 ms of CPU: 16 clients need a long run for enough samples
+
+
+def wait_until_idle(server: ServerProcess, *, limit_s: float = 60) -> None:
+    """Wait until the server's processes stop working off requests whose clients are gone (logins)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = _cpu_seconds(server.process.pid)
+        time.sleep(0.5)
+        if _spent(before, _cpu_seconds(server.process.pid)) < 0.05:
+            return
+
+
+def load_suite(
+    stack: BenchStack, api: ServerProcess, ceiling: ServerProcess, *, rounds: int, seconds: float
+) -> dict[str, Any]:
+    """Every scenario, closed loop with CONCURRENCY clients, `rounds` times interleaved; medians."""
+    table = scenarios(stack, api, ceiling)
+    db_pid = stack.postmaster_pid()
+    for name, (server, requests, _) in table.items():  # warm-up: imports, pools, prepared statements
+        loadgen.run(server.base_url, requests, seconds=2 if name != "login" else 4, connections=CONCURRENCY)
+        wait_until_idle(server)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in table}
+    for round_no in range(1, rounds + 1):
+        for name, (server, requests, _) in table.items():
+            length = max(seconds, LOGIN_MIN_SECONDS) if name == "login" else seconds
+            run = measure(server, requests, seconds=length, db_pid=db_pid, connections=CONCURRENCY)
+            wait_until_idle(server)
+            runs[name].append(run)
+            log(
+                f"  round {round_no}/{rounds} {name:15s} {run['rps']:8.1f} req/s  p50 {run['p50_ms']:7.2f} "
+                f"p95 {run['p95_ms']:7.2f} p99 {run['p99_ms']:7.2f} ms  errors {run['errors'] or 0}"
+            )
+    out: dict[str, Any] = {}
+    for name, (_, _, what) in table.items():
+        out[name] = {"what": what, **_median_run(runs[name]), "runs": runs[name]}
+    # Ratios per round (the same minutes of machine noise), then the median.
+    for feed in ("feed_anonymous", "feed_logged_in", "health"):
+        ratios = [f["rps"] / c["rps"] for f, c in zip(runs[feed], runs["ceiling"], strict=True)]
+        out[feed]["fraction_of_ceiling"] = round(statistics.median(ratios), 3)
+        out[feed]["fraction_of_ceiling_per_round"] = [round(r, 3) for r in ratios]
+    return out
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("rps", "p50_ms", "p95_ms", "p99_ms", "api_cpu_ms_per_request", "db_cpu_ms_per_request")
+    merged: dict[str, Any] = {k: round(statistics.median(float(r[k]) for r in runs), 3) for k in keys}
+    merged["generator_core_busy_max"] = max(float(r["generator_core_busy"]) for r in runs)
+    merged["failed_requests"] = sum(sum(r["errors"].values()) for r in runs)
+    merged["requests"] = sum(int(r["requests"]) for r in runs)
+    return merged
+
+
+def health_under_fixed_load(
+    stack: BenchStack,
+    api: ServerProcess,
+    *,
+    anonymous_max_rps: float,
+    logged_in_max_rps: float,
+    seconds: float,
+    rounds: int,
+) -> dict[str, Any]:
+    """/health's latency while the feeds (half anonymous, half logged-in) run at half their capacity.
+
+    The capacity of the 50/50 mix is the harmonic mean of the two maxima (each request costs 1/max of the
+    API's time); half of it keeps the API about half busy. /health is probed at HEALTH_PROBE_RATE by a
+    second wrk process with its own connections.
+    """
+    capacity = 1 / (0.5 / anonymous_max_rps + 0.5 / logged_in_max_rps)
+    rate = round(capacity / 2, 1)
+    tokens = stack.tokens(TOKENS)
+    mix: list[Request] = []
+    for token in tokens:
+        mix += [Request(FEED), Request(FEED, headers=bearer(token))]
+    health = [Request("/api/v1/health")]
+    rounds_out = []
+    for round_no in range(1, rounds + 1):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            feeds = pool.submit(
+                loadgen.run, api.base_url, mix, seconds=seconds, connections=CONCURRENCY, rate=rate
+            )
+            time.sleep(1)  # the feeds reach their rate first
+            probe = pool.submit(
+                loadgen.run, api.base_url, health, seconds=seconds - 2, connections=4, rate=HEALTH_PROBE_RATE
+            )
+            feed_run, probe_run = feeds.result(), probe.result()
+        rounds_out.append({"feeds": asdict(feed_run), "health": asdict(probe_run)})
+        log(
+            f"  round {round_no}/{rounds} feeds at {feed_run.rps:.1f}/{rate} req/s (p99 {feed_run.p99_ms} ms); "
+            f"/health at {probe_run.rps:.1f} req/s: p50 {probe_run.p50_ms} p99 {probe_run.p99_ms} ms"
+        )
+    return {
+        "feed_rate_target_rps": rate,
+        "feed_mix_capacity_rps": round(capacity, 1),
+        "feed_rps": statistics.median(r["feeds"]["rps"] for r in rounds_out),
+        "feed_p50_ms": statistics.median(r["feeds"]["p50_ms"] for r in rounds_out),
+        "feed_p99_ms": statistics.median(r["feeds"]["p99_ms"] for r in rounds_out),
+        "health_rps": statistics.median(r["health"]["rps"] for r in rounds_out),
+        "health_p50_ms": statistics.median(r["health"]["p50_ms"] for r in rounds_out),
+        "health_p99_ms": statistics.median(r["health"]["p99_ms"] for r in rounds_out),
+        "health_p99_ms_per_round": [r["health"]["p99_ms"] for r in rounds_out],
+        "health_connections": 4,
+        "health_probe_rate_rps": HEALTH_PROBE_RATE,
+        "seconds": seconds,
+        "rounds": rounds_out,
+    }
+
+
+def growth_point(
+    stack: BenchStack, api: ServerProcess, *, seconds: float, rounds: int
+) -> dict[str, dict[str, Any]]:
+    """Feed latency with one client (no queueing: the p50 is the service time), both feeds, medians."""
+    tokens = stack.tokens(TOKENS)
+    table = {
+        "feed_anonymous": [Request(FEED)],
+        "feed_logged_in": [Request(FEED, headers=bearer(t)) for t in tokens],
+    }
+    for requests in table.values():
+        loadgen.run(api.base_url, requests, seconds=2, connections=1)
+    runs: dict[str, list[RunResult]] = {name: [] for name in table}
+    for _ in range(rounds):
+        for name, requests in table.items():
+            runs[name].append(loadgen.run(api.base_url, requests, seconds=seconds, connections=1))
+    return {
+        name: {
+            "p50_ms": round(statistics.median(r.p50_ms for r in rs), 2),
+            "p95_ms": round(statistics.median(r.p95_ms for r in rs), 2),
+            "p99_ms": round(statistics.median(r.p99_ms for r in rs), 2),
+            "rps_one_client": round(statistics.median(r.rps for r in rs), 1),
+            "p50_ms_per_round": [r.p50_ms for r in rs],
+            "failed_requests": sum(r.failed for r in rs),
+        }
+        for name, rs in runs.items()
+    }
+
+
+def postgres_version(stack: BenchStack) -> str:
+    return stack.sql("SHOW server_version")
+
+
+def run(
+    *,
+    seconds: float = 8,
+    rounds: int = 3,
+    sizes: tuple[int, ...] = GROWTH_SIZES,
+    load_size: int = LOAD_SIZE,
+    workers: int = 1,
+    fixed_seconds: float = 20,
+    progress: Callable[[str], None] = log,
+) -> dict[str, Any]:
+    """The whole API benchmark on a fresh stack; returns the results with their conditions."""
+    wrk = loadgen.ensure_wrk()
+    wrk_version = subprocess.run(
+        [wrk, "--version"], capture_output=True, text=True, check=False
+    ).stdout.split("\n")[0]
+    results: dict[str, Any] = {}
+    growth: dict[str, Any] = {}
+    sizes = tuple(sorted(set(sizes)))
+    with BenchStack() as stack:
+        progress(
+            f"API bench: PostgreSQL {postgres_version(stack)} on core {stack.db_core}, API on core {stack.api_core}"
+        )
+        api = stack.start_server("api", workers=workers)
+        ceiling = stack.start_server("ceiling", workers=workers)
+        conditions = {
+            "cores": os.cpu_count(),
+            "pinning": {
+                "load_generator (wrk, 1 thread)": f"core {0}",
+                "api (uvicorn)": f"core {stack.api_core}",
+                "ceiling app (uvicorn)": f"core {stack.api_core}",
+                "postgresql (postmaster and every backend)": f"core {stack.db_core}",
+                "s3 server (moto; only `generate` uses the API's S3 client, and presigning makes no request)": f"core {stack.aux_core}",
+            },
+            "uvicorn_workers": workers,
+            "concurrency": CONCURRENCY,
+            "log_level": "WARNING (no access log line per request: logging costs API CPU; production logs at INFO)",
+            "db_pool": "DB_POOL_SIZE 5 + DB_MAX_OVERFLOW 5 per worker (the defaults), pool_pre_ping on",
+            "postgresql": f"{postgres_version(stack)}, embedded (pgserver), fsync off, synchronous_commit off, default shared_buffers",
+            "load_generator": f"{wrk_version}, closed loop, keep-alive connections",
+            "members": apistack.USERS,
+            "posts": "post i belongs to member i % 1000; one post in five is private; 98% are uploaded/ready "
+            "(visible), 1% pending, 1% rejected; created one second apart",
+            "load_dataset_posts": load_size,
+            "seconds_per_run": seconds,
+            "rounds": rounds,
+        }
+        plan = sorted(set(sizes) | {load_size})
+        for size in plan:
+            progress(f"seeding {size:,} posts straight into PostgreSQL (INSERT ... SELECT generate_series)")
+            took = stack.seed_posts(size)
+            counts = stack.count_visible()
+            progress(f"  {counts} in {took} s; load average {loadavg()}")
+            if size in sizes:
+                progress(f"growth at {size:,} posts: one client, {rounds} x {seconds / 2:.0f} s per feed")
+                point = growth_point(stack, api, seconds=max(3, seconds / 2), rounds=rounds)
+                growth[str(size)] = {"dataset": counts, "load_average": loadavg(), **point}
+                progress(
+                    f"  p50 anonymous {point['feed_anonymous']['p50_ms']} ms, "
+                    f"logged-in {point['feed_logged_in']['p50_ms']} ms"
+                )
+            if size == load_size:
+                progress(
+                    f"load at {size:,} posts: {CONCURRENCY} clients, {rounds} rounds x {seconds:.0f} s each"
+                )
+                before = loadavg()
+                suite = load_suite(stack, api, ceiling, rounds=rounds, seconds=seconds)
+                results["load"] = {
+                    "dataset": counts,
+                    "load_average_before": before,
+                    "load_average_after": loadavg(),
+                    **suite,
+                }
+                progress(
+                    f"/health while the feeds run at half their capacity: {rounds} x {fixed_seconds:.0f} s"
+                )
+                results["health_under_load"] = health_under_fixed_load(
+                    stack,
+                    api,
+                    anonymous_max_rps=float(suite["feed_anonymous"]["rps"]),
+                    logged_in_max_rps=float(suite["feed_logged_in"]["rps"]),
+                    seconds=fixed_seconds,
+                    rounds=rounds,
+                )
+        results["growth"] = growth
+        if growth:
+            first, last = str(min(sizes)), str(max(sizes))
+            results["growth_ratio"] = {
+                feed: round(growth[last][feed]["p50_ms"] / growth[first][feed]["p50_ms"], 3)
+                for feed in ("feed_anonymous", "feed_logged_in")
+            }
+            results["growth_ratio_sizes"] = [int(first), int(last)]
+        results["conditions"] = conditions
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", help="write the results to this JSON file")
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sizes", default=",".join(str(s) for s in GROWTH_SIZES))
+    parser.add_argument("--load-size", type=int, default=LOAD_SIZE)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    out = run(
+        seconds=args.seconds,
+        rounds=args.rounds,
+        sizes=tuple(int(s) for s in args.sizes.split(",") if s),
+        load_size=args.load_size,
+        workers=args.workers,
+    )
+    text = json.dumps(out, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
