@@ -99,6 +99,14 @@ class LoginRequest(SQLModel):
     username: str = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=256)
 
+    @field_validator("username")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        # PostgreSQL text cannot hold NUL; without this check such a name would fail in the query (a 500).
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
 
 class Token(SQLModel):
     access_token: str

@@ -220,3 +220,12 @@ async def test_deleting_my_account_removes_my_posts_and_their_files(
     assert [item["id"] for item in feed["results"]] == [str(theirs.id)]
     assert s3.head_object(Bucket=settings.PUBLIC_IMAGES_BUCKET, Key=theirs.original_key)["ContentLength"] == 1
     assert (await client.delete("/api/v1/users/me")).status_code == 401
+
+
+async def test_a_nul_character_in_the_login_name_is_a_422_not_a_500(client: httpx.AsyncClient) -> None:
+    """Found by schemathesis: PostgreSQL text cannot hold NUL, so it must never reach the query."""
+    response = await client.post(
+        "/api/v1/auth/login/", json={"username": "\u0005I\u0000x", "password": "whatever"}
+    )
+    assert response.status_code == 422
+    assert "NUL" in response.json()["detail"]
