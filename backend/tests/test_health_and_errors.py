@@ -117,3 +117,21 @@ async def test_json_log_lines_carry_the_request_id(app: FastAPI, client: httpx.A
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert lines and all(line["request_id"] == "req-42" for line in lines)
     assert lines[-1]["status"] == 200 and lines[-1]["path"] == "/api/v1/health"
+
+
+async def test_a_race_that_breaks_a_constraint_is_a_409_not_a_500(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, make_user: object, auth: object
+) -> None:
+    """E.g. the account is deleted while one of its uploads is being generated (schemathesis found it)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from app.crud import images
+
+    async def owner_gone(*_args: object, **_kwargs: object) -> None:
+        raise IntegrityError("INSERT INTO images ...", {}, Exception("violates foreign key constraint"))
+
+    monkeypatch.setattr(images, "create_pending", owner_gone)
+    user = await make_user()  # type: ignore[operator]
+    response = await client.post("/api/v1/images/upload/public/generate", headers=auth(user))  # type: ignore[operator]
+    assert response.status_code == 409
+    assert response.json()["success"] is False and "concurrent change" in response.json()["detail"]

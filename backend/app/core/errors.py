@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("app.errors")
@@ -85,6 +86,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         detail, errors = _describe_validation(exc)
         return error_response(422, detail, errors=errors)
+
+    @app.exception_handler(sa_exc.IntegrityError)
+    async def _integrity(request: Request, exc: sa_exc.IntegrityError) -> JSONResponse:
+        # A race the code did not foresee, e.g. the account deleted while its request was running.
+        log.warning("integrity error on %s %s: %s", request.method, request.url.path, exc.orig)
+        return error_response(409, "The request conflicts with a concurrent change; reload and try again")
+
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    async def _database_down(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
+        # A dropped or refused connection: the pool replaces it; the client may retry.
+        log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        return error_response(503, "The database is unavailable; try again in a moment")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
