@@ -185,8 +185,22 @@ async def test_before_and_after_filter_by_time(
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": 0}, {"limit": 101}, {"cursor": "garbage"}, {"cursor": "e30"}, {"before": "yesterday"}],
-    ids=["limit-0", "limit-101", "cursor-garbage", "cursor-empty-object", "before-not-a-time"],
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"cursor": "garbage"},
+        {"cursor": "e30"},
+        {"before": "yesterday"},
+        {"before": "0001-01-01T00:00:00+07:13"},  # before year 1 in UTC (found by schemathesis)
+    ],
+    ids=[
+        "limit-0",
+        "limit-101",
+        "cursor-garbage",
+        "cursor-empty-object",
+        "before-not-a-time",
+        "before-year-0",
+    ],
 )
 async def test_bad_paging_parameters_are_422(client: httpx.AsyncClient, params: dict[str, Any]) -> None:
     response = await client.get("/api/v1/feed/latest", params=params)

@@ -34,8 +34,17 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created_at = datetime.fromisoformat(data["t"])
         if created_at.tzinfo is None:
             raise ValueError("naive time")
+        created_at = created_at.astimezone(UTC)
         return created_at, uuid.UUID(data["i"])
-    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        OverflowError,
+        binascii.Error,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+    ):
         raise Unprocessable(
             "Invalid cursor: pass back the next_cursor of a previous page unchanged"
         ) from None
@@ -45,8 +54,11 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)  # the API speaks UTC; a time without an offset is taken as UTC
-    return value
+        value = value.replace(tzinfo=UTC)  # the API speaks UTC; a time without an offset is taken as UTC
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00+07:00 is before year 1 in UTC
+        raise Unprocessable(f"{name} is out of range: give a time between years 1 and 9999 UTC") from None
 
 
 async def page(
