@@ -31,8 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +41,7 @@ if str(ROOT) not in sys.path:  # run as a script: import the repository's packag
     sys.path.insert(0, str(ROOT))
 
 from devstack.postgres import DEFAULT_DB, DEFAULT_PASSWORD, DEFAULT_USER, free_port  # noqa: E402
+from loadtests.localstack import LocalStack  # noqa: E402
 from pipeline.commands import (  # noqa: E402
     GENERATED,
     IMAGE_SCAN,
@@ -54,8 +53,6 @@ from pipeline.commands import (  # noqa: E402
     Command,
     StepCommands,
 )
-
-READY_PATH = "/api/v1/health/ready"
 
 
 @dataclass(frozen=True)
@@ -98,100 +95,16 @@ def local_text(command: Command) -> str | None:
 
 
 # --- the local stack -----------------------------------------------------------------------------------
-def is_ready(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(base_url + READY_PATH, timeout=2) as response:  # noqa: S310 (loopback)
-            return bool(response.status == 200)
-    except (OSError, urllib.error.URLError, ValueError):
-        return False
-
-
-@dataclass
-class LocalStack:
-    """`python -m devstack up` in its own LOCAL_DIR on free ports; output to a log file; SIGTERM stops it."""
-
-    local_dir: Path
-    log_path: Path
-    port: int
-    s3_port: int
-    pg_port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def site_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "LOCAL_DIR": str(self.local_dir),
-            "PORT": str(self.port),
-            "S3_PORT": str(self.s3_port),
-            "LOCAL_PG_PORT": str(self.pg_port),
-        }
-
-    def database_env(self) -> dict[str, str]:
-        """The settings `python -m app.migrate` needs to reach this stack's database."""
-        return {
-            "POSTGRES_HOST": "127.0.0.1",
-            "POSTGRES_PORT": str(self.pg_port),
-            "POSTGRES_USER": DEFAULT_USER,
-            "POSTGRES_PASSWORD": DEFAULT_PASSWORD,
-            "POSTGRES_DB": DEFAULT_DB,
-            "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("backend", "compressor")),
-        }
-
-    def start(self, timeout: float = 240.0) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "devstack", "up"],
-                cwd=ROOT,
-                env=self.env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the local stack exited with code {self.process.returncode}: {self.tail()}"
-                )
-            if is_ready(self.site_url):
-                return
-            time.sleep(0.5)
-        raise RuntimeError(f"the local stack was not ready within {timeout:.0f} s: {self.tail()}")
-
-    def tail(self, lines: int = 20) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return f"end of {self.log_path}:\n" + "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, timeout: float = 90.0) -> None:
-        process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-                return
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                process.wait(timeout=10)
-        # Whatever it left running (a killed `up` cannot stop its children): `devstack down`, same folder.
-        with self.log_path.open("ab") as log:
-            subprocess.run(
-                [sys.executable, "-m", "devstack", "down"],
-                cwd=ROOT,
-                env=self.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=120,
-                check=False,
-            )
+def database_env(stack: LocalStack) -> dict[str, str]:
+    """The settings `python -m app.migrate` needs to reach the local stack's database."""
+    return {
+        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_PORT": str(stack.pg_port),
+        "POSTGRES_USER": DEFAULT_USER,
+        "POSTGRES_PASSWORD": DEFAULT_PASSWORD,
+        "POSTGRES_DB": DEFAULT_DB,
+        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("backend", "compressor")),
+    }
 
 
 # --- running -------------------------------------------------------------------------------------------
@@ -265,7 +178,7 @@ class Rehearsal:
             pg_port=free_port(),
         )
         say(
-            f"Staging: the local stack at {self.stack.site_url} stands in for the deployed stage (log: {self.stack.log_path})"
+            f"Staging: the local stack at {self.stack.base_url} stands in for the deployed stage (log: {self.stack.log_path})"
         )
         try:
             self.stack.start()
@@ -277,7 +190,7 @@ class Rehearsal:
                 entry,
                 "stand-in",
                 time.monotonic() - started,
-                f"`python -m devstack up` at {self.stack.site_url}",
+                f"`python -m devstack up` at {self.stack.base_url}",
             )
         )
         return True
@@ -290,8 +203,8 @@ class Rehearsal:
             **{k: os.environ[k] for k in step.local_env if k in os.environ},
         }
         if self.stack is not None:
-            env["SiteUrl"] = self.stack.site_url
-            env.update(self.stack.database_env() if step is MIGRATE else {})
+            env["SiteUrl"] = self.stack.base_url
+            env.update(database_env(self.stack) if step is MIGRATE else {})
         return env
 
     def run_step(self, entry: Entry, step: StepCommands) -> bool:
@@ -407,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         passed = False
         print("\nInterrupted.", file=sys.stderr)
     finally:
-        if rehearsal.stack is not None:
+        if rehearsal.stack is not None and rehearsal.stack.local_dir is not None:
             shutil.rmtree(rehearsal.stack.local_dir, ignore_errors=True)
     print_summary(rehearsal.results, time.monotonic() - started)
     if passed:
