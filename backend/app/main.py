@@ -10,12 +10,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.router import api_router
+from app.api.routes.feed import CachedFeedPages
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.local_site import install_local_site
+from app.services.feed_cache import FeedCache, FeedVersionReader
 from app.services.media_urls import MediaUrlBuilder
 from app.services.storage import ImageStorage, make_s3_client
 
@@ -47,10 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.storage = ImageStorage(make_s3_client(settings), settings)
+        reader = FeedVersionReader(engine, timeout=settings.DB_POOL_TIMEOUT)
+        app.state.feed_cache = FeedCache(reader, max_entries=settings.FEED_CACHE_ENTRIES)
         log.info("started", extra={"app_env": settings.APP_ENV, "pool_size": settings.DB_POOL_SIZE})
         try:
             yield
         finally:
+            await reader.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -69,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     if settings.APP_ENV == "local":
         install_local_site(app, settings)
+    app.add_middleware(CachedFeedPages)  # innermost: after CORS and the request id, before routing
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

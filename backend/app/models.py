@@ -189,6 +189,20 @@ class Image(ImageKeys, SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
 
 
+class FeedVersion(SQLModel, table=True):
+    """Counters that change in the same transaction as anything a feed shows (migration 0002's triggers).
+
+    The feed cache (app/services/feed_cache.py) keys its pages by their sum: a commit that adds, hides or
+    changes a post, or renames or deactivates a member, bumps one slot (the writer's backend pid modulo
+    the slot count, so concurrent writers rarely wait on one row), and every cached page stops matching.
+    """
+
+    __tablename__ = "feed_version"
+
+    slot: int = Field(primary_key=True, sa_type=sa.SmallInteger(), sa_column_kwargs={"autoincrement": False})
+    version: int = Field(default=0, sa_type=sa.BigInteger(), nullable=False)
+
+
 class FeedItem(SQLModel):
     id: uuid.UUID
     creator: uuid.UUID

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import jwt
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
@@ -229,3 +230,26 @@ async def test_a_nul_character_in_the_login_name_is_a_422_not_a_500(client: http
     )
     assert response.status_code == 422
     assert "NUL" in response.json()["detail"]
+
+
+def test_a_verified_token_is_still_checked_for_expiry_and_forgeries_are_not_remembered(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core import security
+
+    user_id = uuid.uuid4()
+    token = _token(settings, user_id)
+    assert security.decode_access_token(token, settings) == user_id
+    assert security.decode_access_token(token, settings) == user_id  # remembered
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    with pytest.raises(security.InvalidToken):
+        security.decode_access_token(forged, settings)
+    other_key = settings.model_copy(
+        update={"SECRET_KEY": SecretStr("another-secret-key-of-sufficient-length!")}
+    )
+    with pytest.raises(security.InvalidToken):
+        security.decode_access_token(token, other_key)  # remembered only for the key that verified it
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    monkeypatch.setattr(security.time, "time", lambda: later.timestamp())
+    with pytest.raises(security.InvalidToken, match="expired"):
+        security.decode_access_token(token, settings)

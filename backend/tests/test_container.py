@@ -103,7 +103,12 @@ def test_migrate_command_upgrades_a_database(settings: Settings, postgres_server
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert postgres_server.psql("SELECT version_num FROM alembic_version", database=name) == "0001"
+    from alembic.script import ScriptDirectory
+
+    from app.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert postgres_server.psql("SELECT version_num FROM alembic_version", database=name) == head
     assert '"level": "INFO"' in result.stdout  # JSON logs
     postgres_server.psql(f'DROP DATABASE "{name}"')
 

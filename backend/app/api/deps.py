@@ -42,15 +42,27 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 UrlsDep = Annotated[MediaUrlBuilder, Depends(get_urls)]
 
 
-async def _user_from_token(
-    session: SessionDep, settings: SettingsDep, credentials: HTTPAuthorizationCredentials | None
-) -> User | None:
+def viewer_id_from(
+    settings: Settings, request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> uuid.UUID | None:
+    """The id in a valid token, or None when anonymous, without reading the member's row.
+
+    For routes that check the member themselves only when they need to (the cached feeds: a
+    deactivated or deleted member changes the feed version, so their cached pages are never served).
+    A bad token or a malformed header is 401, never silently anonymous.
+    """
     if credentials is None:
+        if "authorization" in request.headers:
+            raise Unauthorized("Malformed Authorization header; send 'Bearer <token>'")
         return None
     try:
-        user_id: uuid.UUID = decode_access_token(credentials.credentials, settings)
+        return decode_access_token(credentials.credentials, settings)
     except InvalidToken:
         raise Unauthorized("Invalid or expired token; log in again") from None
+
+
+async def load_viewer(session: AsyncSession, user_id: uuid.UUID) -> User:
+    """The member behind a valid token; 401 when they were deleted or deactivated since it was issued."""
     user = await users.get(session, user_id)
     if user is None or not user.is_active:
         raise Unauthorized("Invalid or expired token; log in again")
@@ -64,9 +76,8 @@ async def optional_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User | None:
     """The caller, or None when anonymous. A bad token is 401, never silently anonymous."""
-    if credentials is None and "authorization" in request.headers:
-        raise Unauthorized("Malformed Authorization header; send 'Bearer <token>'")
-    return await _user_from_token(session, settings, credentials)
+    user_id = viewer_id_from(settings, request, credentials)
+    return None if user_id is None else await load_viewer(session, user_id)
 
 
 async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
@@ -76,4 +87,5 @@ async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> 
 
 
 OptionalUser = Annotated[User | None, Depends(optional_user)]
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 CurrentUser = Annotated[User, Depends(current_user)]

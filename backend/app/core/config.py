@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     DB_MAX_OVERFLOW: int = Field(default=5, ge=0, le=100)
     DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
     DB_STATEMENT_TIMEOUT_MS: int = Field(default=10_000, ge=0)
+    # Feed pages kept per worker process, checked against the database's feed version on every request
+    # (README, "The feed cache"); 0 turns the cache off. The check keeps one of the pool's connections.
+    FEED_CACHE_ENTRIES: int = Field(default=512, ge=0, le=100_000)
 
     # Images (DESIGN.md "Images" and "URLs").
     PUBLIC_IMAGES_BUCKET: str = "yoctogram-public-images"

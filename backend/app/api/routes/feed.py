@@ -1,19 +1,43 @@
-"""Feeds: everyone's public posts plus the caller's own private ones, newest first, keyset-paged."""
+"""Feeds: everyone's public posts plus the caller's own private ones, newest first, keyset-paged.
+
+Pages come from the per-process feed cache when the database's feed version says nothing a feed shows
+has changed since they were made (app/services/feed_cache.py); otherwise from one query.
+
+Two ways in, one cache key:
+
+* the routes below: FastAPI validates the parameters and the token, makes the page on a miss and
+  caches it (and documents the API);
+* `CachedFeedPages`, an ASGI layer in front of routing, answers a request whose page is already cached
+  without routing, dependency solving or validation: feeds are most of the API's traffic and those steps
+  cost more CPU than the rest of a cached answer (bench/README.md, "Changes made from the benchmark").
+  A page is only in the cache after the routes accepted exactly the same raw parameters (the key holds
+  the raw values, read the way FastAPI reads them) for the same caller, so the shortcut answers exactly
+  what the routes would; anything else (a miss, a bad token, an odd header) goes on to the routes.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Hashable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query, Request, Response
+from starlette.datastructures import QueryParams
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.deps import OptionalUser, SessionDep, UrlsDep
+from app.api.deps import BearerCredentials, load_viewer, viewer_id_from
+from app.core.security import InvalidToken, decode_access_token
 from app.models import FeedPage
 from app.services import feeds
+from app.services.feed_cache import FeedCache
+from app.services.media_urls import MediaUrlBuilder
 
+PREFIX = "/api/v1/feed"
 router = APIRouter(prefix="/feed", tags=["feed"])
+PAGING_PARAMETERS = ("limit", "cursor", "before", "after")
 
 Limit = Annotated[int, Query(ge=1, le=feeds.MAX_LIMIT, description="Items per page")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
@@ -21,7 +45,7 @@ Before = Annotated[datetime | None, Query(description="Only posts created before
 After = Annotated[datetime | None, Query(description="Only posts created after this ISO time")]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Paging:
     """The query parameters every feed takes."""
 
@@ -31,24 +55,113 @@ class Paging:
     after: datetime | None
 
 
-async def paging(
-    limit: Limit = feeds.DEFAULT_LIMIT, cursor: Cursor = None, before: Before = None, after: After = None
-) -> Paging:
-    return Paging(limit=limit, cursor=cursor, before=before, after=after)
+def cache_key(viewer_id: uuid.UUID | None, creator: str | None, query: QueryParams) -> Hashable:
+    """The caller, the raw creator path segment and the raw paging values (as FastAPI reads them: the last
+    of repeated parameters). A member's page holds their private posts: it is theirs alone."""
+    return (viewer_id, creator, tuple(query.get(name) for name in PAGING_PARAMETERS))
 
 
-PagingDep = Annotated[Paging, Depends(paging)]
+async def _page_response(
+    request: Request,
+    credentials: BearerCredentials,
+    creator_id: uuid.UUID | None,
+    window: Paging,
+) -> Response:
+    state = request.app.state
+    viewer_id = viewer_id_from(state.settings, request, credentials)
+    urls: MediaUrlBuilder = state.urls
+    cache: FeedCache = state.feed_cache
+
+    async def make() -> bytes:
+        async with state.sessionmaker() as session:
+            if viewer_id is not None:
+                await load_viewer(session, viewer_id)  # 401 for a member deleted or deactivated since
+            page = await feeds.page(
+                session, urls, viewer_id=viewer_id, creator_id=creator_id, **asdict(window)
+            )
+        return page.model_dump_json().encode()
+
+    key = cache_key(viewer_id, request.path_params.get("creator"), request.query_params)
+    body = await cache.get_or_make(key, urls.expiry(), make)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/latest", response_model=FeedPage)
-async def latest(session: SessionDep, urls: UrlsDep, viewer: OptionalUser, window: PagingDep) -> FeedPage:
-    return await feeds.page(session, urls, viewer_id=viewer.id if viewer else None, **asdict(window))
+async def latest(
+    request: Request,
+    credentials: BearerCredentials,
+    limit: Limit = feeds.DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    before: Before = None,
+    after: After = None,
+) -> Response:
+    return await _page_response(request, credentials, None, Paging(limit, cursor, before, after))
 
 
 @router.get("/by_user/{creator}", response_model=FeedPage)
 async def by_user(
-    creator: uuid.UUID, session: SessionDep, urls: UrlsDep, viewer: OptionalUser, window: PagingDep
-) -> FeedPage:
-    return await feeds.page(
-        session, urls, viewer_id=viewer.id if viewer else None, creator_id=creator, **asdict(window)
-    )
+    creator: uuid.UUID,
+    request: Request,
+    credentials: BearerCredentials,
+    limit: Limit = feeds.DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    before: Before = None,
+    after: After = None,
+) -> Response:
+    return await _page_response(request, credentials, creator, Paging(limit, cursor, before, after))
+
+
+_BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9._~+/=-]+)$")
+_BY_USER = PREFIX + "/by_user/"
+
+
+class CachedFeedPages:
+    """ASGI layer in front of routing: answers GETs of feed pages that are cached (module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            body = await self._cached(scope)
+            if body is not None:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-length", str(len(body)).encode()),
+                            (b"content-type", b"application/json"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    async def _cached(self, scope: Scope) -> bytes | None:
+        path: str = scope["path"]
+        if path == PREFIX + "/latest":
+            creator = None
+        elif path.startswith(_BY_USER) and "/" not in path[len(_BY_USER) :] and len(path) > len(_BY_USER):
+            creator = path[len(_BY_USER) :]
+        else:
+            return None
+        state = scope["app"].state
+        cache: FeedCache = state.feed_cache
+        if not cache.enabled:
+            return None
+        viewer_id = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":  # the first one, as the routes read it
+                match = _BEARER.match(value.decode("latin-1"))
+                if match is None:
+                    return None  # the routes answer with the right error
+                try:
+                    viewer_id = decode_access_token(match.group(1), state.settings)
+                except InvalidToken:
+                    return None
+                break
+        urls: MediaUrlBuilder = state.urls
+        key = cache_key(viewer_id, creator, QueryParams(scope["query_string"]))
+        return await cache.lookup(key, urls.expiry())
