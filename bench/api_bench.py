@@ -94,7 +94,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def scenarios(
-    stack: BenchStack, api: ServerProcess, ceiling: ServerProcess
+    stack: BenchStack, api: ServerProcess, ceiling: ServerProcess, uncached: ServerProcess
 ) -> dict[str, tuple[ServerProcess, list[Request], str]]:
     """name -> (server, requests cycled through, what it is)."""
     tokens = stack.tokens(TOKENS)
@@ -118,6 +118,17 @@ def scenarios(
             api,
             [Request(FEED, headers=bearer(t)) for t in tokens],
             f"GET /feed/latest with a bearer token ({TOKENS} members): public + own private, 50 posts",
+        ),
+        "feed_anonymous_uncached": (
+            uncached,
+            [Request(FEED)],
+            "the anonymous feed with the feed cache off (FEED_CACHE_ENTRIES=0): every page from the database, "
+            "as right after a write",
+        ),
+        "feed_logged_in_uncached": (
+            uncached,
+            [Request(FEED, headers=bearer(t)) for t in tokens],
+            "the logged-in feed with the feed cache off",
         ),
         "media": (
             api,
@@ -151,10 +162,16 @@ def wait_until_idle(server: ServerProcess, *, limit_s: float = 60) -> None:
 
 
 def load_suite(
-    stack: BenchStack, api: ServerProcess, ceiling: ServerProcess, *, rounds: int, seconds: float
+    stack: BenchStack,
+    api: ServerProcess,
+    ceiling: ServerProcess,
+    uncached: ServerProcess,
+    *,
+    rounds: int,
+    seconds: float,
 ) -> dict[str, Any]:
     """Every scenario, closed loop with CONCURRENCY clients, `rounds` times interleaved; medians."""
-    table = scenarios(stack, api, ceiling)
+    table = scenarios(stack, api, ceiling, uncached)
     db_pid = stack.postmaster_pid()
     for name, (server, requests, _) in table.items():  # warm-up: imports, pools, prepared statements
         loadgen.run(server.base_url, requests, seconds=2 if name != "login" else 4, connections=CONCURRENCY)
@@ -174,7 +191,13 @@ def load_suite(
     for name, (_, _, what) in table.items():
         out[name] = {"what": what, **_median_run(runs[name]), "runs": runs[name]}
     # Ratios per round (the same minutes of machine noise), then the median.
-    for feed in ("feed_anonymous", "feed_logged_in", "health"):
+    for feed in (
+        "feed_anonymous",
+        "feed_logged_in",
+        "health",
+        "feed_anonymous_uncached",
+        "feed_logged_in_uncached",
+    ):
         ratios = [f["rps"] / c["rps"] for f, c in zip(runs[feed], runs["ceiling"], strict=True)]
         out[feed]["fraction_of_ceiling"] = round(statistics.median(ratios), 3)
         out[feed]["fraction_of_ceiling_per_round"] = [round(r, 3) for r in ratios]
@@ -245,6 +268,87 @@ def health_under_fixed_load(
     }
 
 
+WRITE_RATES = (10.0, 100.0)  # feed-visible commits a second while the feeds are loaded
+
+# Runs in its own process, pinned to the generator's core: commits one feed-visible change at a time
+# (a post flips between `uploaded` and `ready`, as the event worker moves it), at a fixed rate.
+_WRITER = """
+import asyncio, sys, time
+import asyncpg
+
+async def main(dsn, rate, seconds):
+    connection = await asyncpg.connect(dsn)
+    ids = [row[0] for row in await connection.fetch(
+        "SELECT id FROM images WHERE public AND state IN ('uploaded', 'ready') "
+        "ORDER BY created_at DESC, id DESC LIMIT 20")]
+    flip = await connection.prepare(
+        "UPDATE images SET state = CASE state WHEN 'ready' THEN 'uploaded' ELSE 'ready' END, "
+        "updated_at = now() WHERE id = $1")
+    start = time.monotonic()
+    done = 0
+    while time.monotonic() - start < seconds:
+        await flip.fetch(ids[done % len(ids)])
+        done += 1
+        delay = start + done / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    print(done, time.monotonic() - start)
+    await connection.close()
+
+asyncio.run(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3])))
+"""
+
+
+def feeds_under_writes(
+    stack: BenchStack, api: ServerProcess, *, seconds: float, rounds: int
+) -> dict[str, Any]:
+    """The feed mix (half anonymous, half logged-in), closed loop, while posts change at a fixed rate.
+
+    Every such commit changes the feed version, so every cached page is made again once: this is what
+    the cache is worth when the site is busy, not only when it is read-only.
+    """
+    tokens = stack.tokens(TOKENS)
+    mix: list[Request] = []
+    for token in tokens:
+        mix += [Request(FEED), Request(FEED, headers=bearer(token))]
+    dsn = stack.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    db_pid = stack.postmaster_pid()
+    out: dict[str, Any] = {}
+    for rate in (0.0, *WRITE_RATES):
+        runs = []
+        for _ in range(rounds):
+            writer = None
+            if rate:
+                writer = subprocess.Popen(
+                    [
+                        "taskset",
+                        "-c",
+                        str(stack.aux_core),
+                        sys.executable,
+                        "-c",
+                        _WRITER,
+                        dsn,
+                        str(rate),
+                        str(seconds + 1),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                time.sleep(0.5)
+            run = measure(api, mix, seconds=seconds, db_pid=db_pid, connections=CONCURRENCY)
+            if writer is not None:
+                done, took = writer.communicate(timeout=seconds + 30)[0].split()
+                run["writes_per_s"] = round(int(done) / float(took), 1)
+            runs.append(run)
+        merged = _median_run(runs)
+        if rate:
+            merged["writes_per_s"] = statistics.median(r["writes_per_s"] for r in runs)
+        out[f"{rate:g}"] = merged
+        progress_line = f"  {rate:g} writes/s: {merged['rps']:.0f} req/s, p50 {merged['p50_ms']} ms, p99 {merged['p99_ms']} ms"
+        log(progress_line)
+    return out
+
+
 def growth_point(
     stack: BenchStack, api: ServerProcess, *, seconds: float, rounds: int
 ) -> dict[str, dict[str, Any]]:
@@ -301,6 +405,7 @@ def run(
         )
         api = stack.start_server("api", workers=workers)
         ceiling = stack.start_server("ceiling", workers=workers)
+        uncached = stack.start_server("api", workers=workers, extra_env={"FEED_CACHE_ENTRIES": "0"})
         conditions = {
             "cores": os.cpu_count(),
             "pinning": {
@@ -313,7 +418,10 @@ def run(
             "uvicorn_workers": workers,
             "concurrency": CONCURRENCY,
             "log_level": "WARNING (no access log line per request: logging costs API CPU; production logs at INFO)",
-            "db_pool": "DB_POOL_SIZE 5 + DB_MAX_OVERFLOW 5 per worker (the defaults), pool_pre_ping on",
+            "db_pool": "DB_POOL_SIZE 10 + DB_MAX_OVERFLOW 0 per worker (the defaults); closed connections refused at checkout (no pre-ping round trips)",
+            "feed_cache": "FEED_CACHE_ENTRIES 512 (the default) on the API; a second API with 0 (cache off) "
+            "serves the *_uncached scenarios and the growth measurements; both on the same core, one idle "
+            "while the other is loaded",
             "postgresql": f"{postgres_version(stack)}, embedded (pgserver), fsync off, synchronous_commit off, default shared_buffers",
             "load_generator": f"{wrk_version}, closed loop, keep-alive connections",
             "members": apistack.USERS,
@@ -331,7 +439,8 @@ def run(
             progress(f"  {counts} in {took} s; load average {loadavg()}")
             if size in sizes:
                 progress(f"growth at {size:,} posts: one client, {rounds} x {seconds / 2:.0f} s per feed")
-                point = growth_point(stack, api, seconds=max(3, seconds / 2), rounds=rounds)
+                # The cache off: the growth target is about the query, which every page after a write runs.
+                point = growth_point(stack, uncached, seconds=max(3, seconds / 2), rounds=rounds)
                 growth[str(size)] = {"dataset": counts, "load_average": loadavg(), **point}
                 progress(
                     f"  p50 anonymous {point['feed_anonymous']['p50_ms']} ms, "
@@ -342,7 +451,7 @@ def run(
                     f"load at {size:,} posts: {CONCURRENCY} clients, {rounds} rounds x {seconds:.0f} s each"
                 )
                 before = loadavg()
-                suite = load_suite(stack, api, ceiling, rounds=rounds, seconds=seconds)
+                suite = load_suite(stack, api, ceiling, uncached, rounds=rounds, seconds=seconds)
                 results["load"] = {
                     "dataset": counts,
                     "load_average_before": before,
@@ -352,6 +461,11 @@ def run(
                 progress(
                     f"/health while the feeds run at half their capacity: {rounds} x {fixed_seconds:.0f} s"
                 )
+                progress(
+                    f"the feed mix while posts change at {', '.join(f'{r:g}' for r in WRITE_RATES)} commits/s: "
+                    f"{rounds} x {seconds:.0f} s each"
+                )
+                results["feeds_under_writes"] = feeds_under_writes(stack, api, seconds=seconds, rounds=rounds)
                 results["health_under_load"] = health_under_fixed_load(
                     stack,
                     api,

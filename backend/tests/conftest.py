@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,33 @@ async def db(app: FastAPI) -> AsyncIterator[AsyncSession]:
 @pytest.fixture(scope="session")
 def default_password_hash() -> str:
     return PasswordHasher().hash(DEFAULT_PASSWORD)
+
+
+@contextmanager
+def driver_queries(app: FastAPI) -> Iterator[list[str]]:
+    """Every statement the app's pooled connections run meanwhile, as asyncpg sends it (the ORM's and
+    the hot reads that go straight to the driver alike). Version reads of the feed cache run on a
+    connection held since before, and are not seen unless it is (re)opened meanwhile."""
+    seen: list[str] = []
+    watched: list[Any] = []
+
+    def record(query: Any) -> None:
+        seen.append(query.query)
+
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        driver.add_query_logger(record)
+        watched.append(driver)
+
+    pool = app.state.engine.sync_engine.pool
+    sa.event.listen(pool, "checkout", on_checkout)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(pool, "checkout", on_checkout)
+        for driver in watched:
+            if not driver.is_closed():
+                driver.remove_query_logger(record)
 
 
 MakeUser = Callable[..., Awaitable[User]]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,12 +19,14 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.core.config import Settings
+from app.core.db import reading
 from app.crud import images as image_rows
 from app.main import create_app
-from app.models import ImageState, User
+from app.models import FeedPage, ImageState, User
+from app.services import feeds
 from app.services.feed_cache import FeedCache, FeedVersionReader
 
-from .conftest import MakeImage, MakeUser
+from .conftest import MakeImage, MakeUser, driver_queries
 
 Auth = Callable[[User], dict[str, str]]
 LATEST = "/api/v1/feed/latest"
@@ -45,23 +47,6 @@ async def _ids(
     response = await client.get(path, headers=headers or {})
     assert response.status_code == 200, response.text
     return [item["id"] for item in response.json()["results"]]
-
-
-@contextmanager
-def _statements(app: FastAPI) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine sends meanwhile (the version reads use their own prepared
-    statement on a dedicated connection and are not among them)."""
-    seen: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(statement)
-
-    engine = app.state.engine.sync_engine
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_the_version_moves_with_every_change_a_feed_shows_and_only_then(
@@ -117,8 +102,9 @@ async def test_a_repeated_page_costs_no_query(
     for headers in ({}, auth(owner)):
         first = await client.get(LATEST, headers=headers)
         hits = _cache(app).hits
-        with _statements(app) as sent:
+        with driver_queries(app) as sent:
             second = await client.get(LATEST, headers=headers)
+            await asyncio.sleep(0.05)  # query loggers are called soon after each statement
         assert second.status_code == 200
         assert second.headers["content-type"] == "application/json"
         assert second.json() == first.json() and second.content == first.content
@@ -240,8 +226,9 @@ async def test_concurrent_misses_share_one_query_and_one_version_read(
     for _ in range(5):
         await make_image(owner)
     reads = _cache(app).reader.reads
-    with _statements(app) as sent:
+    with driver_queries(app) as sent:
         pages = await asyncio.gather(*(client.get(LATEST) for _ in range(20)))
+        await asyncio.sleep(0.05)
     assert {page.status_code for page in pages} == {200}
     assert len({page.content for page in pages}) == 1
     assert len([s for s in sent if "FROM images" in s]) == 1, sent
@@ -298,3 +285,19 @@ async def test_unknown_viewer_ids_are_401(client: httpx.AsyncClient, settings: S
     for _ in range(2):
         response = await client.get(LATEST, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401
+
+
+async def test_a_page_is_byte_for_byte_what_the_feed_page_model_writes(
+    app: FastAPI, make_user: MakeUser, make_image: MakeImage
+) -> None:
+    """Pages are written from plain dicts; the `FeedPage` model (the documented shape) writes the same."""
+    owner = await make_user("ünïcode_name")
+    base = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    await make_image(owner, public=False, state="ready", created_at=base)
+    await make_image(owner, created_at=base + timedelta(microseconds=123456))
+    await make_image(owner, created_at=base + timedelta(seconds=1))
+    async with app.state.engine.connect() as connection, reading(connection) as driver:
+        body = await feeds.page_json(driver, app.state.urls, viewer_id=owner.id, limit=2)
+    page = FeedPage.model_validate_json(body)
+    assert page.count == 2 and page.next_cursor
+    assert page.model_dump_json().encode() == body

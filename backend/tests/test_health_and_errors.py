@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.security import create_access_token
 from app.main import create_app
+
+from .conftest import MakeImage, MakeUser
 
 
 @pytest.mark.parametrize("path", ["/api/v1/health", "/api/v1/health/"])
@@ -135,3 +141,29 @@ async def test_a_race_that_breaks_a_constraint_is_a_409_not_a_500(
     response = await client.post("/api/v1/images/upload/public/generate", headers=auth(user))  # type: ignore[operator]
     assert response.status_code == 409
     assert response.json()["success"] is False and "concurrent change" in response.json()["detail"]
+
+
+async def test_connections_the_database_closed_are_never_handed_out(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, make_user: MakeUser, make_image: MakeImage
+) -> None:
+    """A restart or failover closes every pooled connection: the next requests get fresh ones, no 503.
+
+    (The pool refuses closed connections at checkout, without a round trip: app/core/db.py.)"""
+    user = await make_user()
+    await make_image(user)
+    headers = {"Authorization": f"Bearer {create_access_token(user.id, app.state.settings)}"}
+    for path in ("/api/v1/users/me", "/api/v1/feed/latest?limit=7"):
+        pages = await asyncio.gather(*(client.get(path, headers=headers) for _ in range(6)))
+        assert {page.status_code for page in pages} == {200}
+    killed = await db.execute(
+        sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'yoctogram' AND pid <> pg_backend_pid()"
+        )
+    )
+    assert killed.scalar_one() >= 2
+    await db.commit()
+    await asyncio.sleep(0.3)  # the closed sockets reach the event loop
+    for path in ("/api/v1/users/me", "/api/v1/feed/latest?limit=8", "/api/v1/feed/latest?limit=8"):
+        response = await client.get(path, headers=headers)
+        assert response.status_code == 200, response.text

@@ -29,8 +29,10 @@ class Settings(BaseSettings):
     POSTGRES_USER: str = "yoctogram"
     POSTGRES_PASSWORD: SecretStr = SecretStr("")
     POSTGRES_DB: str = "yoctogram"
-    DB_POOL_SIZE: int = Field(default=5, ge=1, le=100)
-    DB_MAX_OVERFLOW: int = Field(default=5, ge=0, le=100)
+    # All of a worker's connections stay open: SQLAlchemy closes an overflow connection when it comes back,
+    # so under a burst the overflow is opened and closed again and again (~2 ms of CPU each; bench/README.md).
+    DB_POOL_SIZE: int = Field(default=10, ge=1, le=100)
+    DB_MAX_OVERFLOW: int = Field(default=0, ge=0, le=100)
     DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
     DB_STATEMENT_TIMEOUT_MS: int = Field(default=10_000, ge=0)
     # Feed pages kept per worker process, checked against the database's feed version on every request

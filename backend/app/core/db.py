@@ -3,20 +3,54 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+import asyncpg
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from app.core.config import Settings
+from app.core.errors import Unavailable
+
+# What asyncpg raises when the connection itself is gone or unusable, and when a statement was cancelled
+# (statement_timeout, a failover): the request is a 503, and a broken connection never goes back to the pool.
+_DRIVER_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    OSError,
+)
+
+
+def _refuse_closed_connections(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: hand out no connection the server has closed (a restart, a failover, an idle
+    timeout); the pool then opens a new one. A closed socket is noticed by the event loop as soon as the
+    server closes it, so this costs no round trip, where `pool_pre_ping` costs three on every checkout
+    (asyncpg pings inside BEGIN ... ROLLBACK). A connection that died without the server closing it
+    (rare: a network partition) fails its statement once; SQLAlchemy then replaces every connection of
+    the pool, and the request is a 503 with a reason (app/core/errors.py)."""
+    driver = dbapi_connection.driver_connection
+    if driver is None or driver.is_closed():
+        raise DisconnectionError("the database closed this pooled connection")
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
     """An asyncpg engine whose pool is sized from the settings (README: the connection budget)."""
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT,
-        pool_pre_ping=True,  # a restarted or failed-over database costs one retry, not an error
+        pool_pre_ping=False,  # closed connections are refused at checkout instead (below), for free
         pool_recycle=1800,
         connect_args={
             "server_settings": {
@@ -26,6 +60,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
             "timeout": settings.DB_POOL_TIMEOUT,
         },
     )
+    event.listen(engine.sync_engine.pool, "checkout", _refuse_closed_connections)
+    return engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -36,3 +72,20 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
     """Yield a session that is always closed; callers commit explicitly."""
     async with maker() as session:
         yield session
+
+
+@asynccontextmanager
+async def reading(connection: AsyncConnection) -> AsyncIterator[Any]:
+    """The asyncpg connection under a pooled SQLAlchemy connection, for hot reads that skip the ORM.
+
+    Statements run outside any transaction (each its own snapshot); nothing may write through it. A lost
+    connection is invalidated (never handed out again) and, like a cancelled statement, is a 503.
+    """
+    raw = await connection.get_raw_connection()
+    try:
+        yield raw.driver_connection
+    except _DRIVER_CONNECTION_ERRORS:
+        await connection.invalidate()
+        raise Unavailable("The database is unavailable; try again in a moment") from None
+    except asyncpg.QueryCanceledError:
+        raise Unavailable("The database is busy; try again in a moment") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -50,3 +51,8 @@ async def delete(session: AsyncSession, user_id: uuid.UUID) -> None:
     """Delete the user; the images table's foreign key cascades to its rows."""
     await session.execute(sa.delete(User).where(User.id == user_id))  # type: ignore[arg-type]
     await session.commit()
+
+
+async def is_active(connection: Any, user_id: uuid.UUID) -> bool:
+    """Whether the member exists and is active, on a driver (asyncpg) connection: one indexed read."""
+    return bool(await connection.fetchval("SELECT is_active FROM users WHERE id = $1", user_id))

@@ -28,8 +28,11 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.deps import BearerCredentials, load_viewer, viewer_id_from
+from app.api.deps import BearerCredentials, viewer_id_from
+from app.core.db import reading
+from app.core.errors import Unauthorized
 from app.core.security import InvalidToken, decode_access_token
+from app.crud import users
 from app.models import FeedPage
 from app.services import feeds
 from app.services.feed_cache import FeedCache
@@ -73,13 +76,12 @@ async def _page_response(
     cache: FeedCache = state.feed_cache
 
     async def make() -> bytes:
-        async with state.sessionmaker() as session:
-            if viewer_id is not None:
-                await load_viewer(session, viewer_id)  # 401 for a member deleted or deactivated since
-            page = await feeds.page(
-                session, urls, viewer_id=viewer_id, creator_id=creator_id, **asdict(window)
+        async with state.engine.connect() as connection, reading(connection) as driver:
+            if viewer_id is not None and not await users.is_active(driver, viewer_id):
+                raise Unauthorized("Invalid or expired token; log in again")  # deleted or deactivated since
+            return await feeds.page_json(
+                driver, urls, viewer_id=viewer_id, creator_id=creator_id, **asdict(window)
             )
-        return page.model_dump_json().encode()
 
     key = cache_key(viewer_id, request.path_params.get("creator"), request.query_params)
     body = await cache.get_or_make(key, urls.expiry(), make)
