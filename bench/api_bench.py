@@ -143,7 +143,7 @@ def scenarios(
         "login": (
             api,
             [Request("/api/v1/auth/login/", "POST", json_type, body) for body in login_body],
-            "POST /auth/login/ (argon2id verify, library defaults: slow on purpose)",
+            "POST /auth/login/ (argon2id verify with the app's parameters: slow on purpose)",
         ),
     }
 

@@ -231,9 +231,13 @@ class BenchStack:
 
     @staticmethod
     def _password_hash() -> str:
-        from argon2 import PasswordHasher
+        # Hashed by the app itself (its argon2id parameters): login costs what it costs in production.
+        sys.path.insert(0, str(ROOT / "backend"))
+        import anyio
 
-        return PasswordHasher().hash(PASSWORD)  # the app's defaults: login costs what it costs in production
+        from app.core.security import hash_password
+
+        return anyio.run(hash_password, PASSWORD)
 
     def seed_posts(self, total: int, *, progress: bool = True) -> float:
         """Grow the images table to `total` rows (ids 0..total-1), then VACUUM ANALYZE; returns seconds."""

@@ -301,3 +301,24 @@ async def test_a_page_is_byte_for_byte_what_the_feed_page_model_writes(
     page = FeedPage.model_validate_json(body)
     assert page.count == 2 and page.next_cursor
     assert page.model_dump_json().encode() == body
+
+
+async def test_repeated_parameters_never_share_a_page_with_other_requests(
+    client: httpx.AsyncClient, make_user: MakeUser, make_image: MakeImage
+) -> None:
+    owner = await make_user()
+    for _ in range(4):
+        await make_image(owner)
+
+    async def count(query: str) -> int:
+        response = await client.get(f"{LATEST}?{query}")
+        assert response.status_code == 200, response.text
+        return int(response.json()["count"])
+
+    repeated = await count("limit=1&limit=3")
+    assert repeated in (1, 3)
+    for _ in range(2):  # the second round comes from the cache
+        assert await count("limit=3") == 3
+        assert await count("limit=1") == 1
+        assert await count("limit=1&limit=3") == repeated
+        assert await count("limit=3&limit=1") == 4 - repeated

@@ -289,3 +289,21 @@ async def test_feed_queries_walk_their_indexes(db: AsyncSession, make_user: Make
     assert "ix_images_owner_public_feed" in others_view and "Sort" not in others_view, others_view
     own_view = await _plan(db, feed_query(viewer_id=rare.id, window=window, creator_id=rare.id))
     assert "ix_images_owner_feed" in own_view and "Sort" not in own_view, own_view
+
+
+def test_the_feed_sql_of_every_shape_numbers_its_parameters_in_order() -> None:
+    """The statements run on the driver connection: $n must follow the names their values are sent by,
+    and the page size is part of the SQL (a cached generic plan, no planning per page)."""
+    import itertools
+    import re
+
+    from app.crud.images import _feed_sql, _Shape
+
+    for kind, cursor, before, after in itertools.product(
+        ("public", "member", "creator_own", "creator_public"), (False, True), (False, True), (False, True)
+    ):
+        sql, names = _feed_sql(_Shape(kind, cursor, before, after), 51)
+        numbers = sorted({int(n) for n in re.findall(r"\$(\d+)", sql)})
+        assert numbers == list(range(1, len(names) + 1)), (kind, sql, names)
+        assert "feed_limit" not in names and "LIMIT 51" in sql and "LIMIT $" not in sql
+        assert len(names) == (kind != "public") + 2 * cursor + before + after

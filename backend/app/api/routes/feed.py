@@ -11,8 +11,8 @@ Two ways in, one cache key:
   without routing, dependency solving or validation: feeds are most of the API's traffic and those steps
   cost more CPU than the rest of a cached answer (bench/README.md, "Changes made from the benchmark").
   A page is only in the cache after the routes accepted exactly the same raw parameters (the key holds
-  the raw values, read the way FastAPI reads them) for the same caller, so the shortcut answers exactly
-  what the routes would; anything else (a miss, a bad token, an odd header) goes on to the routes.
+  the raw values) for the same caller, so the shortcut answers exactly what the routes would; anything
+  else (a miss, a bad token, an odd header) goes on to the routes.
 """
 
 from __future__ import annotations
@@ -59,9 +59,10 @@ class Paging:
 
 
 def cache_key(viewer_id: uuid.UUID | None, creator: str | None, query: QueryParams) -> Hashable:
-    """The caller, the raw creator path segment and the raw paging values (as FastAPI reads them: the last
-    of repeated parameters). A member's page holds their private posts: it is theirs alone."""
-    return (viewer_id, creator, tuple(query.get(name) for name in PAGING_PARAMETERS))
+    """The caller, the raw creator path segment and every raw value of each paging parameter (so two
+    requests share a key only if they are the same request to the routes, however FastAPI picks among
+    repeated values). A member's page holds their private posts: it is theirs alone."""
+    return (viewer_id, creator, tuple(tuple(query.getlist(name)) for name in PAGING_PARAMETERS))
 
 
 async def _page_response(
@@ -150,8 +151,8 @@ class CachedFeedPages:
         else:
             return None
         state = scope["app"].state
-        cache: FeedCache = state.feed_cache
-        if not cache.enabled:
+        cache: FeedCache | None = getattr(state, "feed_cache", None)  # None before the lifespan ran
+        if cache is None or not cache.enabled:
             return None
         viewer_id = None
         for name, value in scope["headers"]:
