@@ -42,6 +42,12 @@ def main() -> int:
     parser.add_argument(
         "--candidate-dir", type=Path, default=None, help="B's backend/ folder (default: the work tree's)"
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        help="KEY=VALUE for both APIs (repeatable), e.g. FEED_CACHE_ENTRIES=0",
+    )
     parser.add_argument("--scenarios", default="feed_anonymous,feed_logged_in,media")
     parser.add_argument("--posts", type=int, default=api_bench.LOAD_SIZE)
     parser.add_argument("--rounds", type=int, default=5)
@@ -49,15 +55,19 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=api_bench.CONCURRENCY)
     args = parser.parse_args()
     names = [n for n in args.scenarios.split(",") if n]
+    extra_env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="bench-baseline-") as tmp, BenchStack() as stack:
         baseline = args.baseline_dir or extract_backend(args.baseline_rev, Path(tmp))
         stack.seed_posts(args.posts)
         servers = {
-            "A (baseline)": stack.start_server("api", backend_dir=baseline.resolve()),
-            "B (work tree)": stack.start_server("api", backend_dir=args.candidate_dir),
+            "A (baseline)": stack.start_server("api", backend_dir=baseline.resolve(), extra_env=extra_env),
+            "B (work tree)": stack.start_server("api", backend_dir=args.candidate_dir, extra_env=extra_env),
         }
         ceiling = stack.start_server("ceiling")
-        tables = {label: api_bench.scenarios(stack, server, ceiling) for label, server in servers.items()}
+        # (the *_uncached scenarios name the same server: use --env FEED_CACHE_ENTRIES=0 to compare misses)
+        tables = {
+            label: api_bench.scenarios(stack, server, ceiling, server) for label, server in servers.items()
+        }
         db_pid = stack.postmaster_pid()
         runs: dict[tuple[str, str], list[dict[str, object]]] = {}
         for table in tables.values():  # warm-up

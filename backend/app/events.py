@@ -49,6 +49,11 @@ class ObjectEvent:
     image_id: uuid.UUID
     kind: str  # "original", "rendition" or "rejected"
 
+    @property
+    def extension(self) -> str | None:
+        """A rendition's extension ("webp", or "jpg" from the compressor's JPEG fallback)."""
+        return self.key.rsplit(".", 1)[1] if self.kind == "rendition" else None
+
 
 def classify(bucket: str, key: str) -> ObjectEvent | None:
     """What an object key means (DESIGN.md keys), or None for keys that are not ours."""
@@ -114,7 +119,9 @@ async def apply(session: AsyncSession, storage: ImageStorage, events: list[Objec
         if event.kind == "original":
             changed = await images.move(session, event.image_id, ImageState.UPLOADED)
         elif event.kind == "rendition":
-            changed = await images.move(session, event.image_id, ImageState.READY)
+            changed = await images.move(
+                session, event.image_id, ImageState.READY, rendition_ext=event.extension
+            )
         else:
             marker = await storage.read_json(key=event.key, public=event.privacy == "public")
             reason = str((marker or {}).get("reason") or DEFAULT_REJECTION)[:500]

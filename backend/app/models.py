@@ -125,6 +125,7 @@ class ImageKeys:
     if TYPE_CHECKING:  # provided by the classes that mix this in
         id: uuid.UUID
         public: bool
+        rendition_ext: str | None
 
     @property
     def privacy(self) -> str:
@@ -136,7 +137,9 @@ class ImageKeys:
 
     @property
     def rendition_key(self) -> str:
-        return f"{self.privacy}/renditions/{self.id}.webp"
+        """The rendition the compressor wrote: `.webp`, or `.jpg` with its JPEG fallback (recorded on the
+        row by the event worker when the rendition arrived; rows from before that know only `.webp`)."""
+        return f"{self.privacy}/renditions/{self.id}.{self.rendition_ext or 'webp'}"
 
     @property
     def rejection_marker_key(self) -> str:
@@ -185,6 +188,7 @@ class Image(ImageKeys, SQLModel, table=True):
     # Plain text, not a database enum: a later expand migration can add a state without breaking old code.
     state: str = Field(default=ImageState.PENDING.value, max_length=16, nullable=False)
     rejected_reason: str | None = Field(default=None, max_length=500)
+    rendition_ext: str | None = Field(default=None, max_length=8)  # set with `ready`: "webp" or "jpg"
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
 

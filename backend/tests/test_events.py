@@ -140,6 +140,31 @@ async def test_events_move_rows_in_either_shape(
     assert remaining(sqs, queue) == 0
 
 
+async def test_a_jpeg_fallback_rendition_is_the_one_the_urls_point_at(
+    worker: EventWorker,
+    sqs: Any,
+    queue: str,
+    make_user: MakeUser,
+    make_image: MakeImage,
+    db: AsyncSession,
+    settings: Settings,
+    app: FastAPI,
+    client: Any,
+) -> None:
+    """The compressor's OUTPUT_FORMAT=jpeg writes `.jpg` renditions: feeds and media must serve that key."""
+    owner = await make_user()
+    image = await make_image(owner, state="uploaded", public=True)
+    bucket = settings.PUBLIC_IMAGES_BUCKET
+    jpg = f"public/renditions/{image.id}.jpg"
+    send(sqs, queue, s3_record(bucket, jpg))
+    assert await worker.run_once() == (1, 1)
+    assert await state_of(db, image) == ("ready", None)
+    feed = (await client.get("/api/v1/feed/latest")).json()
+    assert feed["results"][0]["download_url"].endswith(jpg)
+    media = await client.get(f"/api/v1/images/media/{image.id}")
+    assert media.json()["uri"].endswith(jpg)
+
+
 async def test_out_of_order_and_duplicate_events(
     worker: EventWorker,
     sqs: Any,

@@ -26,6 +26,7 @@ class FeedRow(ImageKeys):
     public: bool
     state: str
     created_at: datetime
+    rendition_ext: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ _COLUMNS = (
     col(Image.public),
     col(Image.state),
     col(Image.created_at),
+    col(Image.rendition_ext),
 )
 
 
@@ -206,11 +208,21 @@ _MOVES: dict[str, tuple[str, ...]] = {
 
 
 async def move(
-    session: AsyncSession, image_id: uuid.UUID, to: ImageState, *, reason: str | None = None
+    session: AsyncSession,
+    image_id: uuid.UUID,
+    to: ImageState,
+    *,
+    reason: str | None = None,
+    rendition_ext: str | None = None,
 ) -> bool:
-    """Move the row to `to` if its current state allows it (no commit); True when a row changed."""
+    """Move the row to `to` if its current state allows it (no commit); True when a row changed.
+
+    `rendition_ext` is the extension of the rendition that made the row `ready` (the URLs point at it).
+    """
     values: dict[str, object] = {"state": to.value, "updated_at": sa.func.now()}
     values["rejected_reason"] = reason if to == ImageState.REJECTED else None
+    if to == ImageState.READY:
+        values["rendition_ext"] = rendition_ext
     result = await session.execute(
         sa.update(Image)
         .where(col(Image.id) == image_id, col(Image.state).in_(_MOVES[to.value]))
