@@ -349,10 +349,19 @@ def feeds_under_writes(
     return out
 
 
+GROWTH_ROUNDS = 5
+
+
 def growth_point(
     stack: BenchStack, api: ServerProcess, *, seconds: float, rounds: int
 ) -> dict[str, dict[str, Any]]:
-    """Feed latency with one client (no queueing: the p50 is the service time), both feeds, medians."""
+    """Feed latency with one client (no queueing: the p50 is the service time), both feeds.
+
+    The service time is now ~1.2 ms, and on this shared machine whole rounds shift by +0.6 ms when other
+    work runs (seen at 10,000 posts as much as at 1,000,000). The sizes cannot be interleaved (the table
+    only grows), so the figure compared across sizes is the *lowest* round p50 of `rounds` rounds:
+    interference only ever adds to it. Every round's p50 and the median are recorded too.
+    """
     tokens = stack.tokens(TOKENS)
     table = {
         "feed_anonymous": [Request(FEED)],
@@ -366,7 +375,8 @@ def growth_point(
             runs[name].append(loadgen.run(api.base_url, requests, seconds=seconds, connections=1))
     return {
         name: {
-            "p50_ms": round(statistics.median(r.p50_ms for r in rs), 2),
+            "p50_ms": round(min(r.p50_ms for r in rs), 2),
+            "p50_ms_median_of_rounds": round(statistics.median(r.p50_ms for r in rs), 2),
             "p95_ms": round(statistics.median(r.p95_ms for r in rs), 2),
             "p99_ms": round(statistics.median(r.p99_ms for r in rs), 2),
             "rps_one_client": round(statistics.median(r.rps for r in rs), 1),
@@ -440,7 +450,9 @@ def run(
             if size in sizes:
                 progress(f"growth at {size:,} posts: one client, {rounds} x {seconds / 2:.0f} s per feed")
                 # The cache off: the growth target is about the query, which every page after a write runs.
-                point = growth_point(stack, uncached, seconds=max(3, seconds / 2), rounds=rounds)
+                point = growth_point(
+                    stack, uncached, seconds=max(3, seconds / 2), rounds=max(rounds, GROWTH_ROUNDS)
+                )
                 growth[str(size)] = {"dataset": counts, "load_average": loadavg(), **point}
                 progress(
                     f"  p50 anonymous {point['feed_anonymous']['p50_ms']} ms, "
