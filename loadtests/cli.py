@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from devstack.background import LocalStack, LocalStackError, is_ready
 from loadtests import report, runner, shapes
 from loadtests.cleanup import cleanup_ledger, leftover_ledgers
 from loadtests.common.accounts import PoolError, read_pool
 from loadtests.common.config import PROFILES, RUN_ID_PATTERN
-from loadtests.localstack import LocalStack, LocalStackError, is_ready
 from loadtests.thresholds import parse_override
 
 

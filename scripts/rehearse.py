@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: import the repository's packages
     sys.path.insert(0, str(ROOT))
 
+from devstack.background import LocalStack  # noqa: E402
 from devstack.postgres import DEFAULT_DB, DEFAULT_PASSWORD, DEFAULT_USER, free_port  # noqa: E402
-from loadtests.localstack import LocalStack  # noqa: E402
 from pipeline.commands import (  # noqa: E402
     GENERATED,
     IMAGE_SCAN,

@@ -12,9 +12,6 @@ import io
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
@@ -25,6 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, StorageState, expect, sync_playwright
 
+from devstack.background import LocalStack, LocalStackError
 from devstack.postgres import free_port
 from sample_images import photo_like
 
@@ -170,60 +168,32 @@ class Stack:
             shutil.copy(log, target / log.name)
 
 
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-            pytest.fail(f"`python -m devstack up` exited with {process.returncode}:\n{tail}", pytrace=False)
-        try:
-            ready = httpx.get(f"{url}/api/v1/health/ready", timeout=2)
-            page = httpx.get(f"{url}/", timeout=2)
-            if ready.status_code == 200 and page.status_code == 200 and 'id="main"' in page.text:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"the local stack did not serve {url}/ within {timeout:.0f}s; see {log}", pytrace=False)
-
-
 @pytest.fixture(scope="session")
 def stack(browser: Browser, scratch_dir: Path) -> Iterator[Stack]:
-    """`make up` on free ports in its own folder; SIGTERM at the end stops everything it started."""
+    """`make up` on free ports in its own folder (devstack.background); stopped in order at the end."""
     _check_build()
     local_dir = scratch_dir / "browser-stack"
     local_dir.mkdir(mode=0o755)
-    port = free_port()
-    env = {
-        **os.environ,
-        "LOCAL_DIR": str(local_dir),
-        "PORT": str(port),
-        "S3_PORT": str(free_port()),
-        "LOCAL_PG_PORT": str(free_port()),
-    }
-    log_path = local_dir / "up.log"
-    with log_path.open("wb") as log:  # a file, never a pipe nobody reads (a full pipe blocks the stack)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "up"],
-            cwd=PROJECT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    running = Stack(url=f"http://127.0.0.1:{port}", local_dir=local_dir)
+    background = LocalStack(
+        local_dir=local_dir,
+        port=free_port(),
+        log_path=local_dir / "up.log",
+        s3_port=free_port(),
+        pg_port=free_port(),
+    )
+    running = Stack(url=background.base_url, local_dir=local_dir)
     try:
-        _wait_until_serving(running.url, process, log_path)
+        try:
+            background.start(timeout=180)
+        except LocalStackError as error:
+            pytest.fail(str(error), pytrace=False)
+        page = httpx.get(f"{running.url}/", timeout=10)  # the web client, served by the same process
+        if page.status_code != 200 or 'id="main"' not in page.text:
+            pytest.fail(f"the local stack serves no web client at {running.url}/ ({page.status_code})")
         yield running
     finally:
         running.http.close()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        background.stop(timeout=60)
         if _FAILURES["count"]:
             running.save_logs()
 

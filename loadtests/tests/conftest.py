@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.background import LocalStack
 from devstack.postgres import free_port
-from loadtests.localstack import LocalStack
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from devstack.background import LocalStack
 from loadtests.cleanup import cleanup_ledger, leftover_ledgers
 from loadtests.common.accounts import Credentials
 from loadtests.common.api import API, encode_multipart
 from loadtests.common.images import make_png
 from loadtests.common.ledger import Ledger
-from loadtests.localstack import LocalStack
 
 pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parents[2]

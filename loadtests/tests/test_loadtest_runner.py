@@ -151,7 +151,7 @@ def test_the_cli_refuses_bad_options_before_anything_runs(capsys: pytest.Capture
 def test_nothing_outside_the_locust_process_imports_gevent() -> None:
     code = (
         "import sys, loadtests.cli, loadtests.runner, loadtests.cleanup, loadtests.report, loadtests.shapes;"
-        "import loadtests.thresholds, loadtests.localstack;"
+        "import loadtests.thresholds, devstack.background;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('gevent', 'locust'));"
         "print(bad); sys.exit(1 if bad else 0)"
     )

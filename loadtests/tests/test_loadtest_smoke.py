@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import requests
 
+from devstack.background import LocalStack
 from loadtests.common.api import API
-from loadtests.localstack import LocalStack
 from loadtests.minutes import read_csv
 
 pytestmark = pytest.mark.slow

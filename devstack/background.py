@@ -1,7 +1,8 @@
-"""Start and stop the local stack (`python -m devstack up`) for a load test, as a child process.
+"""Start and stop the local stack (`python -m devstack up`) in the background, as a child process.
 
-Used by `python -m loadtests run` when no --host is given and nothing answers on the local port, and by
-the tests. Its output goes to a log file (never a pipe nobody reads); SIGTERM stops it cleanly (devstack
+The one helper for everything that needs a whole local stack for a while: `python -m loadtests run` (when
+no --host is given and nothing answers on the local port), `make rehearse`, the load-test and browser
+tests. Its output goes to a log file (never a pipe nobody reads); SIGTERM stops it cleanly (devstack
 stops its services in order), and `python -m devstack down` with the same LOCAL_DIR is the fallback.
 """
 
