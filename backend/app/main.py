@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,11 +51,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.storage = ImageStorage(make_s3_client(settings), settings)
         reader = FeedVersionReader(engine, timeout=settings.DB_POOL_TIMEOUT)
-        app.state.feed_cache = FeedCache(reader, max_entries=settings.FEED_CACHE_ENTRIES)
+        app.state.feed_cache = cache = FeedCache(reader, max_entries=settings.FEED_CACHE_ENTRIES)
+        stats = asyncio.get_running_loop().create_task(cache.log_stats_every(60), name="feed-cache-stats")
         log.info("started", extra={"app_env": settings.APP_ENV, "pool_size": settings.DB_POOL_SIZE})
         try:
             yield
         finally:
+            stats.cancel()
+            log.info("feed cache", extra=cache.stats())
             await reader.close()
             await engine.dispose()
 

@@ -322,3 +322,24 @@ async def test_repeated_parameters_never_share_a_page_with_other_requests(
         assert await count("limit=1") == 1
         assert await count("limit=1&limit=3") == repeated
         assert await count("limit=3&limit=1") == 4 - repeated
+
+
+async def test_the_cache_reports_its_counters_in_the_logs(
+    app: FastAPI, client: httpx.AsyncClient, make_user: MakeUser, make_image: MakeImage, caplog: Any
+) -> None:
+    owner = await make_user()
+    await make_image(owner)
+    before = _cache(app).stats()
+    await _ids(client)
+    await _ids(client)
+    after = _cache(app).stats()
+    assert after["hits"] == before["hits"] + 1 and after["misses"] == before["misses"] + 1
+    assert 0 < after["hit_ratio"] <= 1 and after["entries"] >= 1
+    assert after["version_reads"] > before["version_reads"]
+    with caplog.at_level("INFO", logger="app.feed_cache"):
+        task = asyncio.create_task(_cache(app).log_stats_every(0.01))
+        await asyncio.sleep(0.1)
+        task.cancel()
+    lines = [r for r in caplog.records if r.getMessage() == "feed cache"]
+    assert len(lines) == 1, "one line while nothing changes"
+    assert lines[0].__dict__["hits"] == after["hits"]

@@ -148,6 +148,28 @@ class FeedCache:
     def enabled(self) -> bool:
         return self.max_entries > 0
 
+    def stats(self) -> dict[str, int | float]:
+        """Counters since the process started, for the periodic log line (and a dashboard built on it)."""
+        served = self.hits + self.misses
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_ratio": round(self.hits / served, 3) if served else 0.0,
+            "entries": len(self._entries),
+            "version_reads": self.reader.reads,
+            "version_failures": self.reader.failures,
+        }
+
+    async def log_stats_every(self, seconds: float) -> None:
+        """Log `stats()` every `seconds` while anything changed (JSON logs: one line a minute at most)."""
+        last: dict[str, int | float] | None = None
+        while True:
+            await asyncio.sleep(seconds)
+            current = self.stats()
+            if current != last:
+                log.info("feed cache", extra=current)
+                last = current
+
     def __len__(self) -> int:
         return len(self._entries)
 
