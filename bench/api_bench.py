@@ -148,6 +148,14 @@ def scenarios(
     }
 
 
+def feed_mix(stack: BenchStack) -> list[Request]:
+    """Half anonymous feed pages, half logged-in ones (TOKENS members), interleaved."""
+    mix: list[Request] = []
+    for token in stack.tokens(TOKENS):
+        mix += [Request(FEED), Request(FEED, headers=bearer(token))]
+    return mix
+
+
 LOGIN_MIN_SECONDS = 15  # a login takes ~50 ms of CPU: 16 clients need a long run for enough samples
 
 
@@ -230,10 +238,7 @@ def health_under_fixed_load(
     """
     capacity = 1 / (0.5 / anonymous_max_rps + 0.5 / logged_in_max_rps)
     rate = round(capacity / 2, 1)
-    tokens = stack.tokens(TOKENS)
-    mix: list[Request] = []
-    for token in tokens:
-        mix += [Request(FEED), Request(FEED, headers=bearer(token))]
+    mix = feed_mix(stack)
     health = [Request("/api/v1/health")]
     rounds_out = []
     for round_no in range(1, rounds + 1):
@@ -307,10 +312,7 @@ def feeds_under_writes(
     Every such commit changes the feed version, so every cached page is made again once: this is what
     the cache is worth when the site is busy, not only when it is read-only.
     """
-    tokens = stack.tokens(TOKENS)
-    mix: list[Request] = []
-    for token in tokens:
-        mix += [Request(FEED), Request(FEED, headers=bearer(token))]
+    mix = feed_mix(stack)
     dsn = stack.database_url.replace("postgresql+asyncpg://", "postgresql://")
     db_pid = stack.postmaster_pid()
     out: dict[str, Any] = {}

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
@@ -148,8 +149,7 @@ async def test_a_jpeg_fallback_rendition_is_the_one_the_urls_point_at(
     make_image: MakeImage,
     db: AsyncSession,
     settings: Settings,
-    app: FastAPI,
-    client: Any,
+    client: httpx.AsyncClient,
 ) -> None:
     """The compressor's OUTPUT_FORMAT=jpeg writes `.jpg` renditions: feeds and media must serve that key."""
     owner = await make_user()

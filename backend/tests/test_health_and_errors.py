@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -12,8 +13,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.security import create_access_token
 from app.main import create_app
+from app.models import User
 
 from .conftest import MakeImage, MakeUser
 
@@ -144,14 +145,18 @@ async def test_a_race_that_breaks_a_constraint_is_a_409_not_a_500(
 
 
 async def test_connections_the_database_closed_are_never_handed_out(
-    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, make_user: MakeUser, make_image: MakeImage
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    make_user: MakeUser,
+    make_image: MakeImage,
+    auth: Callable[[User], dict[str, str]],
 ) -> None:
     """A restart or failover closes every pooled connection: the next requests get fresh ones, no 503.
 
     (The pool refuses closed connections at checkout, without a round trip: app/core/db.py.)"""
     user = await make_user()
     await make_image(user)
-    headers = {"Authorization": f"Bearer {create_access_token(user.id, app.state.settings)}"}
+    headers = auth(user)
     for path in ("/api/v1/users/me", "/api/v1/feed/latest?limit=7"):
         pages = await asyncio.gather(*(client.get(path, headers=headers) for _ in range(6)))
         assert {page.status_code for page in pages} == {200}

@@ -17,6 +17,8 @@ from app.crud import users
 from app.models import User
 from app.services.media_urls import MediaUrlBuilder
 
+INVALID_TOKEN = "Invalid or expired token; log in again"  # noqa: S105 - a message, not a secret
+
 _bearer = HTTPBearer(auto_error=False, description="The access_token from POST /api/v1/auth/login/")
 
 
@@ -58,14 +60,14 @@ def viewer_id_from(
     try:
         return decode_access_token(credentials.credentials, settings)
     except InvalidToken:
-        raise Unauthorized("Invalid or expired token; log in again") from None
+        raise Unauthorized(INVALID_TOKEN) from None
 
 
 async def load_viewer(session: AsyncSession, user_id: uuid.UUID) -> User:
     """The member behind a valid token; 401 when they were deleted or deactivated since it was issued."""
     user = await users.get(session, user_id)
     if user is None or not user.is_active:
-        raise Unauthorized("Invalid or expired token; log in again")
+        raise Unauthorized(INVALID_TOKEN)
     return user
 
 

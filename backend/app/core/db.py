@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.core.config import Settings
-from app.core.errors import Unavailable
+from app.core.errors import DATABASE_UNAVAILABLE, Unavailable
 
 # What asyncpg raises when the connection itself is gone or unusable, and when a statement was cancelled
 # (statement_timeout, a failover): the request is a 503, and a broken connection never goes back to the pool.
@@ -86,6 +86,6 @@ async def reading(connection: AsyncConnection) -> AsyncIterator[Any]:
         yield raw.driver_connection
     except _DRIVER_CONNECTION_ERRORS:
         await connection.invalidate()
-        raise Unavailable("The database is unavailable; try again in a moment") from None
+        raise Unavailable(DATABASE_UNAVAILABLE) from None
     except asyncpg.QueryCanceledError:
         raise Unavailable("The database is busy; try again in a moment") from None

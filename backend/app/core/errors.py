@@ -47,6 +47,9 @@ class Unavailable(DomainError):
     status_code = 503
 
 
+DATABASE_UNAVAILABLE = "The database is unavailable; try again in a moment"
+
+
 def error_response(
     status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: object
 ) -> JSONResponse:
@@ -98,7 +101,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database_down(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
         # A dropped or refused connection: the pool replaces it; the client may retry.
         log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
-        return error_response(503, "The database is unavailable; try again in a moment")
+        return error_response(503, DATABASE_UNAVAILABLE)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -90,11 +90,20 @@ def _branch(where: list[sa.ColumnElement[bool]], *, cursor: bool, before: bool, 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    kind: str
+    cursor: bool
+    before: bool
+    after: bool
+
+
 @functools.cache
-def _feed_statement(kind: str, *, cursor: bool, before: bool, after: bool) -> sa.Select | sa.CompoundSelect:
+def _feed_statement(shape: _Shape) -> sa.Select | sa.CompoundSelect:
     """The statement of one feed shape (at most 4 kinds x 8 window shapes), with bind parameters."""
     public = col(Image.public) == sa.true()
-    window = {"cursor": cursor, "before": before, "after": after}
+    window = {"cursor": shape.cursor, "before": shape.before, "after": shape.after}
+    kind = shape.kind
     if kind == "creator_public":
         return _branch([col(Image.owner_id) == _CREATOR, public], **window)
     if kind == "creator_own":
@@ -104,14 +113,6 @@ def _feed_statement(kind: str, *, cursor: bool, before: bool, after: bool) -> sa
     mine_private = [col(Image.owner_id) == _VIEWER, col(Image.public) == sa.false()]
     union = sa.union_all(_branch([public], **window), _branch(mine_private, **window)).subquery()
     return sa.select(*union.c).order_by(union.c.created_at.desc(), union.c.id.desc()).limit(_LIMIT)
-
-
-@dataclass(frozen=True, slots=True)
-class _Shape:
-    kind: str
-    cursor: bool
-    before: bool
-    after: bool
 
 
 def _shape_and_values(
@@ -145,8 +146,7 @@ def feed_query(
     so a page costs two short index scans instead of a sort over every visible row.
     """
     shape, values = _shape_and_values(viewer_id=viewer_id, window=window, creator_id=creator_id)
-    statement = _feed_statement(shape.kind, cursor=shape.cursor, before=shape.before, after=shape.after)
-    return statement.params(values)
+    return _feed_statement(shape).params(values)
 
 
 _DIALECT = PGDialect_asyncpg()
@@ -156,7 +156,7 @@ _DIALECT = PGDialect_asyncpg()
 def _feed_sql(shape: _Shape, limit: int) -> tuple[str, tuple[str, ...]]:
     """The SQL asyncpg runs for one feed shape and page size, and the order of its parameters: compiled
     once (32 shapes x 101 sizes at most; in practice a handful)."""
-    statement = _feed_statement(shape.kind, cursor=shape.cursor, before=shape.before, after=shape.after)
+    statement = _feed_statement(shape)
     # Every bind needs a value to compile; only the literal one (the LIMIT) is rendered from it.
     values: dict[str, object] = {name: None for name in statement.compile().params}
     values["feed_limit"] = limit

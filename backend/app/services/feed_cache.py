@@ -194,26 +194,34 @@ class FeedCache:
             return entry.body
         return None
 
-    async def lookup(self, key: Hashable, window: int) -> bytes | None:
-        """The cached body for ``key`` if it is still valid, else None (the caller then makes it)."""
-        if not self.enabled:
-            return None
-        version = await self._current_version()
-        return None if version is None else self._hit(key, version, window)
+    async def lookup(self, key: Hashable, window: int) -> tuple[bytes | None, int | None]:
+        """(the cached body for ``key`` if it is still valid, the version read for this request).
 
-    async def get_or_make(self, key: Hashable, window: int, make: Callable[[], Awaitable[bytes]]) -> bytes:
+        The version (None when it could not be read) may be handed to ``get_or_make`` for the same
+        request, which then does not read it again.
+        """
+        if not self.enabled:
+            return None, None
+        version = await self._current_version()
+        return (None if version is None else self._hit(key, version, window)), version
+
+    async def get_or_make(
+        self, key: Hashable, window: int, make: Callable[[], Awaitable[bytes]], *, version: int | None = None
+    ) -> bytes:
         """The cached body for ``key``, or ``make()``'s, cached when the version could be read.
 
-        ``window`` identifies the URL-signing window (a page's signed URLs belong to one). Requests for
-        the same key and version that miss together wait for one ``make()``.
+        ``window`` identifies the URL-signing window (a page's signed URLs belong to one). ``version`` is
+        one already read for this request (by ``lookup``); without it the version is read here. Requests
+        for the same key and version that miss together wait for one ``make()``.
         """
         if not self.enabled:
             return await make()
-        version = await self._current_version()
         if version is None:
-            self.misses += 1
-            return await make()
-        body = self._hit(key, version, window)
+            version = await self._current_version()
+            if version is None:
+                self.misses += 1
+                return await make()
+        body = self._hit(key, version, window)  # again after a lookup: another request may have made it
         if body is not None:
             return body
         self.misses += 1

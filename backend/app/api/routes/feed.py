@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.deps import BearerCredentials, viewer_id_from
+from app.api.deps import INVALID_TOKEN, BearerCredentials, viewer_id_from
 from app.core.db import reading
 from app.core.errors import Unauthorized
 from app.core.security import InvalidToken, decode_access_token
@@ -58,6 +58,15 @@ class Paging:
     after: datetime | None
 
 
+async def paging(
+    limit: Limit = feeds.DEFAULT_LIMIT, cursor: Cursor = None, before: Before = None, after: After = None
+) -> Paging:
+    return Paging(limit=limit, cursor=cursor, before=before, after=after)
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
+
+
 def cache_key(viewer_id: uuid.UUID | None, creator: str | None, query: QueryParams) -> Hashable:
     """The caller, the raw creator path segment and every raw value of each paging parameter (so two
     requests share a key only if they are the same request to the routes, however FastAPI picks among
@@ -79,39 +88,28 @@ async def _page_response(
     async def make() -> bytes:
         async with state.engine.connect() as connection, reading(connection) as driver:
             if viewer_id is not None and not await users.is_active(driver, viewer_id):
-                raise Unauthorized("Invalid or expired token; log in again")  # deleted or deactivated since
+                raise Unauthorized(INVALID_TOKEN)  # deleted or deactivated since the token was issued
             return await feeds.page_json(
                 driver, urls, viewer_id=viewer_id, creator_id=creator_id, **asdict(window)
             )
 
     key = cache_key(viewer_id, request.path_params.get("creator"), request.query_params)
-    body = await cache.get_or_make(key, urls.expiry(), make)
+    # The version CachedFeedPages read for this request on its miss, if it read one.
+    version = getattr(request.state, "feed_version", None)
+    body = await cache.get_or_make(key, urls.expiry(), make, version=version)
     return Response(body, media_type="application/json")
 
 
 @router.get("/latest", response_model=FeedPage)
-async def latest(
-    request: Request,
-    credentials: BearerCredentials,
-    limit: Limit = feeds.DEFAULT_LIMIT,
-    cursor: Cursor = None,
-    before: Before = None,
-    after: After = None,
-) -> Response:
-    return await _page_response(request, credentials, None, Paging(limit, cursor, before, after))
+async def latest(request: Request, credentials: BearerCredentials, window: PagingDep) -> Response:
+    return await _page_response(request, credentials, None, window)
 
 
 @router.get("/by_user/{creator}", response_model=FeedPage)
 async def by_user(
-    creator: uuid.UUID,
-    request: Request,
-    credentials: BearerCredentials,
-    limit: Limit = feeds.DEFAULT_LIMIT,
-    cursor: Cursor = None,
-    before: Before = None,
-    after: After = None,
+    creator: uuid.UUID, request: Request, credentials: BearerCredentials, window: PagingDep
 ) -> Response:
-    return await _page_response(request, credentials, creator, Paging(limit, cursor, before, after))
+    return await _page_response(request, credentials, creator, window)
 
 
 _BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9._~+/=-]+)$")
@@ -167,4 +165,7 @@ class CachedFeedPages:
                 break
         urls: MediaUrlBuilder = state.urls
         key = cache_key(viewer_id, creator, QueryParams(scope["query_string"]))
-        return await cache.lookup(key, urls.expiry())
+        body, version = await cache.lookup(key, urls.expiry())
+        if body is None and version is not None:
+            scope.setdefault("state", {})["feed_version"] = version  # the route makes the page: no 2nd read
+        return body
