@@ -1,4 +1,4 @@
-"""App stack: the web service, event worker, compressor, CloudFront, DNS, alarms and dashboard."""
+"""App stack: the web service, event worker, pending-row cleanup, compressor, CloudFront, DNS, alarms and dashboard."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from stages.components.event_worker import EventWorker
 from stages.components.image_access import grant_image_objects
 from stages.components.images_buckets import ORIGINALS, RENDITIONS
 from stages.components.monitoring import Monitoring
+from stages.components.pending_cleanup import PendingCleanup
 from stages.components.task_roles import acknowledge_image_pull
 from stages.components.telemetry import log_router_image
 from stages.components.web_client import WebClient
@@ -157,6 +158,25 @@ class AppStack(PinnedStack):
             list_buckets=False,
         )
 
+        self.cleanup = PendingCleanup(
+            self,
+            "PendingCleanup",
+            config=config,
+            cluster=network.cluster,
+            task_security_group=task_security_group,
+            image=image,
+            settings=settings,
+        )
+        grant_image_objects(
+            self.cleanup.task_definition.task_role,
+            who="The pending-row cleanup",
+            bucket_names=data.image_bucket_names,
+            grants=[(ORIGINALS, "*", ["s3:GetObject"], "HEADs the original of each stale pending row")],
+            # Without ListBucket, S3 answers a HEAD of a missing key 403 instead of 404, and the cleanup
+            # (rightly) stops rather than treat "forbidden" as "never uploaded".
+            list_buckets=True,
+        )
+
         self.compressor = Compressor(self, "Compressor", config=config, bucket_names=data.image_bucket_names)
 
         self.cdn = Cdn(
@@ -192,10 +212,15 @@ class AppStack(PinnedStack):
             queue=data.event_queue,
             dead_letter_queue=data.event_dead_letter_queue,
             compressor_failures=self.compressor.failures,
+            cleanup_rule=self.cleanup.rule,
         )
         self.web.use_deployment_alarms(self.monitoring.deployment_alarms)
 
-        for task_definition in (self.web.task_definition, self.worker.task_definition):
+        for task_definition in (
+            self.web.task_definition,
+            self.worker.task_definition,
+            self.cleanup.task_definition,
+        ):
             acknowledge_image_pull(task_definition)
 
         self.outputs = {

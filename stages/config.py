@@ -116,6 +116,9 @@ class EnvironmentConfig:
     """Event worker tasks; one is enough for the event rate of a photo app, two give prod redundancy."""
     worker_cpu: int
     worker_memory_mib: int
+    pending_cleanup_every_hours: int
+    """How often `python -m app.cleanup` runs (a scheduled task) to remove `pending` rows whose upload
+    never came; rows go once they are `PENDING_MAX_AGE_HOURS` (24) old, so a row lives at most the sum."""
 
     # Data
     aurora_min_acu: float
@@ -161,6 +164,8 @@ class EnvironmentConfig:
             raise ValueError(
                 f"{self.name}: availability zones {self.availability_zones} are not in {self.region}"
             )
+        if not 1 <= self.pending_cleanup_every_hours <= 24:
+            raise ValueError(f"{self.name}: pending_cleanup_every_hours is 1 to 24")
         if not 0 < self.min_tasks <= self.max_tasks:
             raise ValueError(f"{self.name}: need 0 < min_tasks <= max_tasks")
         if not 0.5 <= self.aurora_min_acu <= self.aurora_max_acu:
@@ -196,10 +201,11 @@ class EnvironmentConfig:
     @property
     def max_db_connections(self) -> int:
         """The most connections the service can hold: every pool full, in every web worker of every task at
-        maximum scale, every event worker task, and one migration task (README, "The database connection
-        budget")."""
+        maximum scale, every event worker task, one migration task, and the cleanup task's one connection
+        (README, "The database connection budget")."""
         per_process = self.db_pool_size + self.db_max_overflow
-        return per_process * (self.web_concurrency * self.max_tasks + self.worker_tasks + 1)
+        cleanup_task = 1  # stages/components/pending_cleanup.py: a pool of one
+        return per_process * (self.web_concurrency * self.max_tasks + self.worker_tasks + 1) + cleanup_task
 
     @property
     def aurora_connection_limit(self) -> int:
@@ -283,6 +289,7 @@ STAGING = EnvironmentConfig(
     worker_tasks=1,
     worker_cpu=256,
     worker_memory_mib=512,
+    pending_cleanup_every_hours=6,
     aurora_min_acu=0.5,
     aurora_max_acu=4,
     aurora_readers=0,
@@ -344,6 +351,7 @@ PROD = EnvironmentConfig(
     worker_tasks=2,
     worker_cpu=256,
     worker_memory_mib=512,
+    pending_cleanup_every_hours=6,
     aurora_min_acu=2,  # ~440 connections: the budget of 10 tasks x 2 workers x 10 fits (max_db_connections)
     aurora_max_acu=16,
     aurora_readers=1,

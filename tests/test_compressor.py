@@ -25,8 +25,17 @@ def failures_queue(stage: StageTemplates) -> str:
     return queue
 
 
+def event_rules(stage: StageTemplates, unit: str) -> dict[str, dict[str, Any]]:
+    """The rules of `unit` that match events (not schedules such as the pending-row cleanup)."""
+    return {
+        logical_id: resource
+        for logical_id, resource in stage.resources(unit, "AWS::Events::Rule").items()
+        if "EventPattern" in resource["Properties"]
+    }
+
+
 def rule(stage: StageTemplates, unit: str) -> dict[str, Any]:
-    [found] = stage.resources(unit, "AWS::Events::Rule").values()
+    [found] = event_rules(stage, unit).values()
     return found["Properties"]
 
 
@@ -105,7 +114,7 @@ def test_lambda_rule_matches_originals_only_so_it_never_triggers_itself(stage: S
         key_pattern = resource.split(":::", 1)[1].split("/", 1)[1]
         assert not any(key_pattern.startswith(p) for p_set in prefixes.values() for p in p_set), resource
     [permission] = stage.resources("App", "AWS::Lambda::Permission").values()
-    [rule_id] = stage.resources("App", "AWS::Events::Rule")
+    [rule_id] = event_rules(stage, "App")
     assert permission["Properties"]["Principal"] == "events.amazonaws.com"
     assert permission["Properties"]["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
 

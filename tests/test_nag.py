@@ -26,6 +26,8 @@ EXPECTED = {
     ("App/Web/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
     ("App/EventWorker/TaskDefinition", "AwsSolutions-ECS2"),
     ("App/EventWorker/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
+    ("App/PendingCleanup/TaskDefinition", "AwsSolutions-ECS2"),
+    ("App/PendingCleanup/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
     ("App/OriginVerify", "AwsSolutions-SMG4"),
     ("App/Compressor/Failures", "AwsSolutions-SQS3"),
     ("App/Cdn/Distribution", "AwsSolutions-CFR1"),
@@ -42,6 +44,7 @@ STAGING_ONLY = {("Data/Database/Cluster", "AwsSolutions-RDS10")}  # deletion pro
 IMAGE_OBJECTS = {
     "App/Web/TaskDefinition/TaskRole/DefaultPolicy": ("originals/*", "renditions/*"),
     "App/EventWorker/TaskDefinition/TaskRole/DefaultPolicy": ("renditions/*.rejected",),
+    "App/PendingCleanup/TaskDefinition/TaskRole/DefaultPolicy": ("originals/*",),
     "App/Compressor/Role/DefaultPolicy": ("originals/*", "renditions/*"),
 }
 

@@ -37,6 +37,7 @@ def test_alarms_and_thresholds(stage: StageTemplates) -> None:
         ),
         "event-dead-letters": ("ApproximateNumberOfMessagesVisible", "AWS/SQS", 1),
         "compressor-failures": ("ApproximateNumberOfMessagesVisible", "AWS/SQS", 1),
+        "pending-cleanup-failed": ("FailedInvocations", "AWS/Events", 1),
     }
     found = alarms(stage)
     assert set(found) == {prefix + name for name in expected}
@@ -98,3 +99,14 @@ def test_dashboard(stage: StageTemplates) -> None:
         "ServerlessDatabaseCapacity",
     ):
         assert metric in body
+
+
+def test_cleanup_alarm_watches_the_schedule(stage: StageTemplates) -> None:
+    [rule_id] = [
+        k
+        for k, r in stage.resources("App", "AWS::Events::Rule").items()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    alarm = alarms(stage)[f"yoctogram-{stage.config.name}-pending-cleanup-failed"]
+    assert alarm["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": rule_id}}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 3600, 1)

@@ -1,4 +1,4 @@
-"""The web service, the event worker and the migration task: placement, settings, secrets, safety."""
+"""The web service, the event worker, the migration and cleanup tasks: placement, settings, secrets, safety."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ PLAIN_SETTINGS = {
     "DB_MAX_OVERFLOW",
 }
 SECRET_SETTINGS = {*DATABASE_SECRET_FIELDS, "SECRET_KEY", "MEDIA_SIGNING_PRIVATE_KEY"}
+# (stack, main container) of every task definition that runs the backend image.
+BACKEND_CONTAINERS = (("App", "app"), ("App", "worker"), ("App", "cleanup"), ("Migrations", "migrate"))
 
 
 def containers(stage: StageTemplates, unit: str, main: str) -> dict[str, dict[str, Any]]:
@@ -91,7 +93,7 @@ def service(stage: StageTemplates, task_main: str) -> dict[str, Any]:
 
 
 def test_tasks_are_arm64_fargate(stage: StageTemplates) -> None:
-    for unit, main in (("App", "app"), ("App", "worker"), ("Migrations", "migrate")):
+    for unit, main in BACKEND_CONTAINERS:
         props = task_definition(stage, unit, main)
         assert props["RuntimePlatform"] == {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"}
         assert props["RequiresCompatibilities"] == ["FARGATE"]
@@ -100,10 +102,7 @@ def test_tasks_are_arm64_fargate(stage: StageTemplates) -> None:
 
 
 def test_one_backend_image_for_migrations_and_services(stage: StageTemplates) -> None:
-    images = {
-        str(containers(stage, unit, main)[main]["Image"])
-        for unit, main in (("App", "app"), ("App", "worker"), ("Migrations", "migrate"))
-    }
+    images = {str(containers(stage, unit, main)[main]["Image"]) for unit, main in BACKEND_CONTAINERS}
     assert len(images) == 1
 
 
@@ -114,6 +113,7 @@ def test_commands_follow_the_image_contract(stage: StageTemplates) -> None:
     assert app["HealthCheck"]["Command"] == ["CMD", "python", "-m", "app.healthcheck"]
     assert containers(stage, "App", "worker")["worker"]["Command"] == ["python", "-m", "app.events"]
     assert containers(stage, "Migrations", "migrate")["migrate"]["Command"] == ["python", "-m", "app.migrate"]
+    assert containers(stage, "App", "cleanup")["cleanup"]["Command"] == ["python", "-m", "app.cleanup"]
 
 
 def test_tasks_in_private_subnets_without_public_ips(stage: StageTemplates) -> None:
@@ -254,7 +254,7 @@ def test_tasks_accept_only_the_load_balancer(stage: StageTemplates) -> None:
 
 def test_secrets_translated_to_the_apps_names(stage: StageTemplates) -> None:
     database_secret_output = None
-    for unit, main in (("App", "app"), ("App", "worker"), ("Migrations", "migrate")):
+    for unit, main in BACKEND_CONTAINERS:
         container = containers(stage, unit, main)[main]
         found = secrets(container)
         assert set(found) == SECRET_SETTINGS, main
@@ -282,7 +282,7 @@ def test_secrets_translated_to_the_apps_names(stage: StageTemplates) -> None:
 def test_plain_settings(stage: StageTemplates) -> None:
     config = stage.config
     [public_key] = stage.resources("Edge", "AWS::CloudFront::PublicKey")
-    for unit, main in (("App", "app"), ("App", "worker"), ("Migrations", "migrate")):
+    for unit, main in BACKEND_CONTAINERS:
         env = environment(containers(stage, unit, main)[main])
         assert set(env) == PLAIN_SETTINGS, main
         assert env["APP_ENV"] == "aws"
@@ -294,8 +294,8 @@ def test_plain_settings(stage: StageTemplates) -> None:
         assert env["PUBLIC_IMAGES_BUCKET"] == images_bucket_name(config, "public")
         assert env["PRIVATE_IMAGES_BUCKET"] == images_bucket_name(config, "private")
         assert env["WEB_CONCURRENCY"] == str(config.web_concurrency)
-        assert env["DB_POOL_SIZE"] == str(config.db_pool_size)
-        assert env["DB_MAX_OVERFLOW"] == str(config.db_max_overflow)
+        pool = ("1", "0") if main == "cleanup" else (str(config.db_pool_size), str(config.db_max_overflow))
+        assert (env["DB_POOL_SIZE"], env["DB_MAX_OVERFLOW"]) == pool, main
         _, queue_url = stage.resolve(unit, env["EVENT_QUEUE_URL"])
         [queue_id] = [
             k
@@ -340,8 +340,9 @@ def test_execution_role_reads_the_datadog_key_by_name(stage: StageTemplates) -> 
 
 def test_app_logs_in_cloudwatch_with_retention(stage: StageTemplates) -> None:
     groups = stage.resources("App", "AWS::Logs::LogGroup").values()
-    # app + sidecars, for the web service and the event worker; the compressor; the web client deployment
-    assert len(groups) == 6
+    # app + sidecars, for the web service and the event worker; the cleanup task; the compressor; the web
+    # client deployment
+    assert len(groups) == 7
     for group in groups:
         assert group["Properties"]["RetentionInDays"] == stage.config.log_retention_days
     stage.template("Migrations").has_resource_properties(
@@ -466,3 +467,64 @@ def test_event_worker_consumes_the_queue(stage: StageTemplates) -> None:
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
     }
+
+
+def test_pending_cleanup_task_only_heads_originals(stage: StageTemplates) -> None:
+    """`python -m app.cleanup` HEADs originals; ListBucket makes a missing one 404 (not a 403 it stops on)."""
+    assert image_permissions(stage, task_role(stage, "cleanup")) == expected_image_permissions(
+        stage, {"originals/*": {"s3:GetObject"}}, list_buckets=True
+    )
+    props = task_definition(stage, "App", "cleanup")
+    assert (props["Cpu"], props["Memory"]) == ("256", "512")
+    [container] = props["ContainerDefinitions"]  # no Datadog agent or log router for a short run
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+
+
+def test_pending_cleanup_runs_on_a_schedule_in_private_subnets(stage: StageTemplates) -> None:
+    [rule] = [
+        r["Properties"]
+        for r in stage.resources("App", "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    assert rule["ScheduleExpression"] == f"rate({stage.config.pending_cleanup_every_hours} hours)"
+    assert rule["State"] == "ENABLED"
+    [target] = rule["Targets"]
+    task_ids = [
+        k
+        for k, t in stage.resources("App", "AWS::ECS::TaskDefinition").items()
+        if [c["Name"] for c in t["Properties"]["ContainerDefinitions"]] == ["cleanup"]
+    ]
+    ecs_parameters = target["EcsParameters"]
+    assert ecs_parameters["TaskDefinitionArn"] == {"Ref": task_ids[0]}
+    assert ecs_parameters["LaunchType"] == "FARGATE"
+    assert ecs_parameters["TaskCount"] == 1
+    network = ecs_parameters["NetworkConfiguration"]["AwsVpcConfiguration"]
+    assert network["AssignPublicIp"] == "DISABLED"
+    tiers = subnet_tiers(stage)
+    assert sorted(tiers[stage.resolve("App", s)[1]["Ref"]] for s in network["Subnets"]) == [
+        "Private",
+        "Private",
+    ]
+    [group] = network["SecurityGroups"]
+    assert stage.resolve("App", group)[1] == stage.output("Network", "TaskSecurityGroupId")
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+    assert target.get("Input", "{}") == "{}"  # no overrides: the task definition's own command runs
+    # EventBridge's role may start exactly this task definition in the cluster and pass its two roles.
+    role = target["RoleArn"]["Fn::GetAtt"][0]
+    task = stage.resources("App", "AWS::ECS::TaskDefinition")[task_ids[0]]["Properties"]
+    assert permissions(stage, "App", role) == {
+        ("ecs:RunTask", _Frozen({"Ref": task_ids[0]})),
+        ("iam:PassRole", _Frozen(task["TaskRoleArn"])),
+        ("iam:PassRole", _Frozen(task["ExecutionRoleArn"])),
+    }
+    [policy] = [
+        p
+        for p in stage.resources("App", "AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+    ]
+    [run_task] = [
+        st for st in policy["Properties"]["PolicyDocument"]["Statement"] if st["Action"] == "ecs:RunTask"
+    ]
+    _, cluster_arn = stage.resolve("App", run_task["Condition"]["ArnEquals"]["ecs:cluster"])
+    [cluster_id] = stage.resources("Network", "AWS::ECS::Cluster")
+    assert cluster_arn == {"Fn::GetAtt": [cluster_id, "Arn"]}

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import cleanup
 from app.cleanup import clean_pending
 from app.core.config import Settings
 from app.main import create_app
@@ -46,6 +47,17 @@ async def test_cleanup_removes_old_pending_rows_without_an_original(
     assert rows[fresh.id] == "pending" and rows[visible.id] == "uploaded"
     again = await clean_pending(app.state.sessionmaker, app.state.storage, max_age=timedelta(days=1))
     assert (again.removed, again.recovered) == (0, 0)
+
+
+async def test_the_scheduled_command_runs_with_a_pool_of_one(
+    db: AsyncSession, make_user: MakeUser, make_image: MakeImage, settings: Settings
+) -> None:
+    """What the AWS schedule starts (`python -m app.cleanup`, DB_POOL_SIZE=1): its own engine and S3 client."""
+    owner = await make_user()
+    abandoned = await make_image(owner, state="pending", created_at=datetime.now(UTC) - timedelta(days=2))
+    report = await cleanup.run(settings.model_copy(update={"DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0}))
+    assert report.removed >= 1
+    assert (await db.execute(sa.select(Image.id).where(Image.id == abandoned.id))).first() is None
 
 
 @pytest.fixture(scope="module")

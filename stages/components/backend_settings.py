@@ -1,4 +1,4 @@
-"""The environment and secrets every backend process (web, event worker, migrations) starts with."""
+"""The environment and secrets every backend process (web, event worker, migrations, cleanup) starts with."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ CONTAINER_PORT = 8000
 HEALTH_CHECK_PATH = "/api/v1/health"
 MIGRATE_COMMAND = ["python", "-m", "app.migrate"]
 EVENT_WORKER_COMMAND = ["python", "-m", "app.events"]
+CLEANUP_COMMAND = ["python", "-m", "app.cleanup"]
 CONTAINER_HEALTH_CHECK = ["CMD", "python", "-m", "app.healthcheck"]
 
 # The Aurora secret's JSON fields, by the variable names the backend reads.

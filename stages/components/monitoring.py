@@ -7,6 +7,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_rds as rds
@@ -25,8 +26,8 @@ class Monitoring(Construct):
 
     Alarms: HTTP 5xx from the tasks and from the load balancer, p95 target response time, unhealthy
     targets, web service CPU, Aurora capacity pinned at its configured maximum, the age of the oldest
-    unhandled event, any message in the dead-letter queue, and any event the compressor failed on (its
-    failure queue). `deployment_alarms` are the ones that
+    unhandled event, any message in the dead-letter queue, any event the compressor failed on (its
+    failure queue), and a scheduled cleanup that EventBridge could not start. `deployment_alarms` are the ones that
     say "the new code is broken" and roll an ECS deployment back.
     """
 
@@ -44,6 +45,7 @@ class Monitoring(Construct):
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         compressor_failures: sqs.IQueue,
+        cleanup_rule: events.IRule,
     ) -> None:
         super().__init__(scope, construct_id)
         thresholds = config.alarm_thresholds
@@ -168,6 +170,21 @@ class Monitoring(Construct):
             "The compressor failed on an upload after its retries, or EventBridge could not invoke it.",
             evaluation_periods=1,
         )
+        self.cleanup_failures = alarm(
+            "PendingCleanupFailed",
+            "pending-cleanup-failed",
+            cloudwatch.Metric(
+                namespace="AWS/Events",
+                metric_name="FailedInvocations",
+                dimensions_map={"RuleName": cleanup_rule.rule_name},
+                period=cdk.Duration.hours(1),
+                statistic="Sum",
+            ),
+            1,
+            "EventBridge could not start the scheduled pending-row cleanup task (after its retries); its "
+            "log group says why a started run failed.",
+            evaluation_periods=1,
+        )
         self.deployment_alarms = {
             self.alarm_names[construct_id]: alarm
             for construct_id, alarm in (
@@ -191,6 +208,7 @@ class Monitoring(Construct):
                     self.queue_age,
                     self.dead_letters,
                     self.compressor_failures,
+                    self.cleanup_failures,
                 ],
             )
         )

@@ -1,0 +1,121 @@
+"""The scheduled pending-row cleanup: `python -m app.cleanup` as a Fargate task, run by an EventBridge rule."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import Validations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stages.components.backend_settings import CLEANUP_COMMAND, BackendSettings
+from stages.components.network import PRIVATE
+from stages.config import EnvironmentConfig
+
+# The command holds one database connection at a time (README, "The database connection budget").
+CLEANUP_POOL = {"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"}
+
+
+class PendingCleanup(Construct):
+    """Removes `pending` rows whose upload never came (DESIGN: "Pending rows older than a day are removed
+    by a cleanup command"), every `config.pending_cleanup_every_hours`.
+
+    A task definition of its own, like the migration task: a short run needs no Datadog agent (logs go to
+    CloudWatch), and its role may only HEAD originals (the app stack grants that), not everything the API
+    may do. The command is idempotent and safe beside the running service, so a retried or overlapping
+    run does no harm; a rule invocation that cannot start the task raises the `pending-cleanup-failed`
+    alarm (Monitoring).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        cluster: ecs.ICluster,
+        task_security_group: ec2.ISecurityGroup,
+        image: ecs.ContainerImage,
+        settings: BackendSettings,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=config.log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            family=f"yoctogram-{config.name}-cleanup",
+            cpu=256,
+            memory_limit_mib=512,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.ARM64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        self.task_definition.add_container(
+            "Cleanup",
+            container_name="cleanup",
+            image=image,
+            command=CLEANUP_COMMAND,
+            essential=True,
+            environment={**settings.environment, **CLEANUP_POOL},
+            secrets=settings.secrets,
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="cleanup", log_group=self.log_group),
+        )
+        Validations.of(self.task_definition).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-ECS2",
+                reason="The cleanup task gets the service's plain settings so the backend's settings validate "
+                "(names and sizes only); its database credentials are ECS secrets from the Aurora secret.",
+            )
+        )
+        # EventBridge's role, written out: exactly RunTask of this task definition in this cluster and
+        # PassRole of its two roles. (The target's own default adds ecs:TagResource on every task of the
+        # cluster, which only tagged launches need; this one launches untagged.)
+        self.schedule_role = iam.Role(
+            self,
+            "ScheduleRole",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            description="EventBridge starts the pending-row cleanup task",
+        )
+        self.schedule_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:RunTask"],
+                resources=[self.task_definition.task_definition_arn],
+                conditions={"ArnEquals": {"ecs:cluster": cluster.cluster_arn}},
+            )
+        )
+        self.schedule_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[
+                    self.task_definition.task_role.role_arn,
+                    self.task_definition.obtain_execution_role().role_arn,
+                ],
+            )
+        )
+        self.rule = events.Rule(
+            self,
+            "Schedule",
+            description="Runs python -m app.cleanup: removes pending image rows whose upload never came",
+            schedule=events.Schedule.rate(cdk.Duration.hours(config.pending_cleanup_every_hours)),
+            targets=[
+                targets.EcsTask(
+                    cluster=cluster,
+                    task_definition=self.task_definition,
+                    launch_type=ecs.LaunchType.FARGATE,
+                    platform_version=ecs.FargatePlatformVersion.LATEST,
+                    subnet_selection=PRIVATE,
+                    security_groups=[task_security_group],
+                    assign_public_ip=False,
+                    role=self.schedule_role.without_policy_updates(),
+                    retry_attempts=2,
+                    max_event_age=cdk.Duration.hours(1),
+                )
+            ],
+        )
