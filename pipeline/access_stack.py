@@ -11,6 +11,7 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from stages.components.migration_task import migration_role_name
 from stages.config import PipelineConfig
 from stages.stage import YoctogramStage
 
@@ -89,7 +90,10 @@ class PipelineAccessStack(cdk.Stack):
         family = stage.migrations.migration.task_definition.family
         task_definitions = f"arn:aws:ecs:{region}:{account}:task-definition/{family}:*"
         tasks = f"arn:aws:ecs:{region}:{account}:task/*"
-        passable_roles = f"arn:aws:iam::{account}:role/*"
+        passable_roles = [
+            f"arn:aws:iam::{account}:role/{migration_role_name(config.name, kind)}"
+            for kind in ("task", "execution")
+        ]
         migration_logs = (
             f"arn:aws:logs:{region}:{account}:log-group:{stage.migrations.stack_name}-*:log-stream:migrate/*"
         )
@@ -106,7 +110,7 @@ class PipelineAccessStack(cdk.Stack):
         self.migrate_role.add_to_policy(
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
-                resources=[passable_roles],
+                resources=passable_roles,
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             )
         )
@@ -122,9 +126,6 @@ class PipelineAccessStack(cdk.Stack):
                 "the task; ECS offers no narrower pattern that names the migration task's runs.",
                 "*": "ecs:DescribeTaskDefinition (to find the migration task's log stream) supports no "
                 "resource-level permissions, so IAM only accepts it on Resource '*'.",
-                passable_roles: "RunTask must pass the task definition's execution and task roles, whose names "
-                "CloudFormation generates in the migrations stack; PassRole is limited to handing roles to "
-                "ECS tasks (iam:PassedToService), and RunTask to the migration task's family.",
                 migration_logs: "The migration task's log group has a CloudFormation-generated name; the "
                 "pattern is its stack's prefix and the task's `migrate/` stream prefix, read-only.",
             },

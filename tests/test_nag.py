@@ -21,7 +21,7 @@ EXPECTED = {
     ("Data/Database/Credentials", "AwsSolutions-SMG4"),
     ("Data/SecretKey", "AwsSolutions-SMG4"),
     ("Migrations/Migration/TaskDefinition", "AwsSolutions-ECS2"),
-    ("Migrations/Migration/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
+    ("Migrations/Migration/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
     ("App/Web/TaskDefinition", "AwsSolutions-ECS2"),
     ("App/Web/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
     ("App/EventWorker/TaskDefinition", "AwsSolutions-ECS2"),

@@ -170,6 +170,11 @@ def test_the_migrate_role_runs_only_the_migration_task(synthesized: Synthesized)
         assert by_action["iam:PassRole"]["Condition"] == {
             "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
         }
+        # Exactly the migration task's two (named) roles, not every role of the account.
+        assert sorted(by_action["iam:PassRole"]["Resource"]) == [
+            f"arn:aws:iam::{config.account}:role/yoctogram-{config.name}-migrate-{kind}"
+            for kind in ("execution", "task")
+        ]
         assert by_action["logs:GetLogEvents"]["Resource"].startswith(
             f"arn:aws:logs:{config.region}:{config.account}:log-group:yoctogram-{config.name}-migrations-"
         )

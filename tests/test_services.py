@@ -528,3 +528,13 @@ def test_pending_cleanup_runs_on_a_schedule_in_private_subnets(stage: StageTempl
     _, cluster_arn = stage.resolve("App", run_task["Condition"]["ArnEquals"]["ecs:cluster"])
     [cluster_id] = stage.resources("Network", "AWS::ECS::Cluster")
     assert cluster_arn == {"Fn::GetAtt": [cluster_id, "Arn"]}
+
+
+def test_migration_task_roles_have_the_names_the_pipeline_may_pass(stage: StageTemplates) -> None:
+    props = task_definition(stage, "Migrations", "migrate")
+    roles = stage.resources("Migrations", "AWS::IAM::Role")
+    names = {
+        kind: roles[props[arn]["Fn::GetAtt"][0]]["Properties"]["RoleName"]
+        for kind, arn in (("task", "TaskRoleArn"), ("execution", "ExecutionRoleArn"))
+    }
+    assert names == {kind: f"yoctogram-{stage.config.name}-migrate-{kind}" for kind in ("task", "execution")}

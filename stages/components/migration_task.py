@@ -5,11 +5,17 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import Validations
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stages.components.backend_settings import MIGRATE_COMMAND, BackendSettings
 from stages.config import EnvironmentConfig
+
+
+def migration_role_name(environment: str, kind: str) -> str:
+    """IAM name of the migration task's `task` or `execution` role in `environment`."""
+    return f"yoctogram-{environment}-migrate-{kind}"
 
 
 class MigrationTask(Construct):
@@ -34,10 +40,28 @@ class MigrationTask(Construct):
         self.log_group = logs.LogGroup(
             self, "Logs", retention=config.log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
         )
+        # Named, so the pipeline's migrate step may pass exactly these two roles to the task it starts
+        # (pipeline/access_stack.py), not every role of the account.
+        self.task_role = iam.Role(
+            self,
+            "TaskRole",
+            role_name=migration_role_name(config.name, "task"),
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="The migration task: reaches the database only (its credentials are ECS secrets)",
+        )
+        self.execution_role = iam.Role(
+            self,
+            "ExecutionRole",
+            role_name=migration_role_name(config.name, "execution"),
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="ECS starts the migration task: pulls its image, reads its secrets, writes its logs",
+        )
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
             family=f"yoctogram-{config.name}-migrate",
+            task_role=self.task_role,
+            execution_role=self.execution_role,
             cpu=256,
             memory_limit_mib=512,
             runtime_platform=ecs.RuntimePlatform(
