@@ -221,6 +221,7 @@ class PipelineStack(cdk.Stack):
         )
 
         self.pipeline.build_pipeline()
+        self._pin_security_check_cli()
         self.pipeline.pipeline.notify_on(
             "NotifyOnFailure",
             self.topic,
@@ -231,6 +232,28 @@ class PipelineStack(cdk.Stack):
         support = {id(s.stack): s.stack for s in self.pipeline.pipeline.cross_region_support.values()}
         support.pop(id(self), None)
         self.acknowledged: set[Known] = acknowledge_known_findings([self, *support.values()])
+
+    def _pin_security_check_cli(self) -> None:
+        """Make `ConfirmPermissionsBroadening` install the CDK CLI that package.json pins.
+
+        CDK Pipelines writes a bare `npm install -g aws-cdk` (whatever is newest on the day) into that
+        step's CodeBuild project, with no option to change it; every other step already uses the pinned
+        CLI (`cli_version`). The project's buildspec is rewritten with the version added, and nothing else.
+        """
+        check = self.pipeline.node.find_child("PipelinesSecurityCheck").node.find_child("CDKSecurityCheck")
+        project = check.node.default_child
+        assert isinstance(project, codebuild.CfnProject)
+        unpinned = '"npm install -g aws-cdk"'
+        pinned = f'"npm install -g aws-cdk@{cdk_cli_version()}"'
+        spec = self.resolve(project.source)["buildSpec"]
+        parts = spec["Fn::Join"][1] if isinstance(spec, dict) else [spec]
+        hits = sum(part.count(unpinned) for part in parts if isinstance(part, str))
+        assert hits == 1, f"CDK Pipelines' security check buildspec changed: {hits} unpinned CLI installs"
+        pinned_parts = [part.replace(unpinned, pinned) if isinstance(part, str) else part for part in parts]
+        project.add_property_override(
+            "Source.BuildSpec",
+            {"Fn::Join": [spec["Fn::Join"][0], pinned_parts]} if isinstance(spec, dict) else pinned_parts[0],
+        )
 
     # --- steps -------------------------------------------------------------------------------------
     def _migrate(self, stage: YoctogramStage, source: pipelines.IFileSetProducer) -> pipelines.CodeBuildStep:

@@ -68,6 +68,27 @@ def test_self_mutation_with_the_pinned_cli(pipeline: PipelineView) -> None:
     )
 
 
+def test_every_step_installs_the_pinned_cli(pipeline: PipelineView) -> None:
+    """ConfirmPermissionsBroadening too: CDK Pipelines writes a bare `npm install -g aws-cdk` there."""
+    version = json.loads((ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    installs = [
+        command
+        for project in pipeline.projects().values()
+        for command in pipeline.commands(project)
+        if command.startswith("npm install -g aws-cdk")
+    ]
+    assert len(installs) == 2  # self-mutation and the Prod stage's security check
+    assert set(installs) == {f"npm install -g aws-cdk@{version}"}
+    [check] = [
+        project
+        for logical_id, project in pipeline.projects().items()
+        if pipeline.path(logical_id).endswith("/PipelinesSecurityCheck/CDKSecurityCheck/Resource")
+    ]
+    commands = pipeline.commands(check)
+    assert commands[0] == f"npm install -g aws-cdk@{version}"
+    assert any(c.startswith("if cdk diff -a . --security-only --fail") for c in commands)
+
+
 def test_the_synth_step_runs_the_tests_then_synth(pipeline: PipelineView) -> None:
     [build] = pipeline.actions("Build")
     project = pipeline.project(build)
