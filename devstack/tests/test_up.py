@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -63,14 +64,49 @@ class Up:
         clean stop, which the output's last line and the processes' absence show.
         """
         assert self.process is not None and self.process.stdout is not None
+        children = self._children_if_known()
         os.killpg(self.process.pid, signal.SIGINT)
-        remaining, _ = self.process.communicate(timeout=timeout)  # EOF: every writer, the stack too, is gone
+        try:
+            remaining, _ = self.process.communicate(
+                timeout=timeout
+            )  # EOF: every writer, the stack too, is gone
+        except subprocess.TimeoutExpired as expired:
+            partial = expired.output.decode(errors="replace") if isinstance(expired.output, bytes) else ""
+            report = self._what_is_left({self.process.pid, *children.values()})
+            for pgid in {self.process.pid, *children.values()}:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
+            raise AssertionError(
+                f"`make up` did not stop within {timeout:.0f}s of Ctrl-C.\n{self.output}{partial}\n{report}"
+            ) from None
         self.output += remaining
         assert self.process.returncode in (0, -signal.SIGINT), self.output
         assert self.output.rstrip().endswith("==> Stopped."), self.output
 
     def started_pids(self) -> dict[str, int]:
         return json.loads((self.local_dir / "run" / "children.json").read_text())
+
+    def _children_if_known(self) -> dict[str, int]:
+        try:
+            return self.started_pids()
+        except (OSError, ValueError):
+            return {}
+
+    def _what_is_left(self, groups: set[int]) -> str:
+        """For a stop that hangs: the processes of the stack's groups still alive, and each log's tail."""
+        table = subprocess.run(
+            ["ps", "-eo", "pid,ppid,pgid,stat,etime,args"], capture_output=True, text=True, check=False
+        ).stdout.splitlines()
+        alive = [
+            line
+            for line in table[1:]
+            if (len(line.split()) > 2 and int(line.split()[2]) in groups) or str(self.local_dir) in line
+        ]
+        lines = ["Processes of the stack still running:", *(alive or ["(none)"])]
+        for log in sorted(self.local_dir.rglob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            lines += [f"--- {log} (last {len(tail)} lines)", *tail]
+        return "\n".join(lines)
 
 
 def _pid_alive(pid: int) -> bool:
