@@ -23,6 +23,17 @@ from devstack.s3server import Layout, client
 PROJECT = Path(__file__).resolve().parents[2]
 
 
+def _as_in_a_terminal() -> None:
+    """In the child, before exec: Ctrl-C's signals as a terminal's shell leaves them (default action).
+
+    A command started in the background by a shell without job control (`cmd &` in a script, as some CI
+    runners start their jobs) ignores SIGINT and SIGQUIT, and every process it starts inherits that: the
+    `make up` below would then never see the Ctrl-C these tests send.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 @dataclass
 class Up:
     """One `make up` in its own process group, as a terminal would run it."""
@@ -45,6 +56,7 @@ class Up:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=_as_in_a_terminal,
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
