@@ -215,6 +215,7 @@ class AppStack(PinnedStack):
             cleanup_rule=self.cleanup.rule,
         )
         self.web.use_deployment_alarms(self.monitoring.deployment_alarms)
+        self.cleanup.report_failures_to(self.monitoring.topic)
 
         for task_definition in (
             self.web.task_definition,

@@ -26,11 +26,11 @@ def failures_queue(stage: StageTemplates) -> str:
 
 
 def event_rules(stage: StageTemplates, unit: str) -> dict[str, dict[str, Any]]:
-    """The rules of `unit` that match events (not schedules such as the pending-row cleanup)."""
+    """The rules of `unit` that match S3 events (not the cleanup's schedule or its ECS task events)."""
     return {
         logical_id: resource
         for logical_id, resource in stage.resources(unit, "AWS::Events::Rule").items()
-        if "EventPattern" in resource["Properties"]
+        if resource["Properties"].get("EventPattern", {}).get("source") == ["aws.s3"]
     }
 
 

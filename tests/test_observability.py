@@ -79,8 +79,12 @@ def test_alarm_topic_encrypted_and_tls_only(stage: StageTemplates) -> None:
     assert key_ref == {"Fn::GetAtt": [key_id, "Arn"]} or key_ref == {"Ref": key_id}
     key = stage.resources("App", "AWS::KMS::Key")[key_id]["Properties"]
     assert key["EnableKeyRotation"] is True
-    principals = [s["Principal"] for s in key["KeyPolicy"]["Statement"]]
-    assert {"Service": "cloudwatch.amazonaws.com"} in principals
+    services: set[str] = set()
+    for statement in key["KeyPolicy"]["Statement"]:
+        service = statement["Principal"].get("Service", [])
+        services |= {service} if isinstance(service, str) else set(service)
+    # CloudWatch alarms and EventBridge (a failed cleanup run) publish to the topic.
+    assert services == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
     [policy] = stage.resources("App", "AWS::SNS::TopicPolicy").values()
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     assert any(

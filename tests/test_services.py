@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk.assertions import Match
@@ -538,3 +539,36 @@ def test_migration_task_roles_have_the_names_the_pipeline_may_pass(stage: StageT
         for kind, arn in (("task", "TaskRoleArn"), ("execution", "ExecutionRoleArn"))
     }
     assert names == {kind: f"yoctogram-{stage.config.name}-migrate-{kind}" for kind in ("task", "execution")}
+
+
+def test_a_failed_cleanup_run_is_published_to_the_alarm_topic(stage: StageTemplates) -> None:
+    [rule] = [
+        r["Properties"]
+        for r in stage.resources("App", "AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.ecs"]
+    ]
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["ECS Task State Change"]
+    detail = pattern["detail"]
+    assert detail["lastStatus"] == ["STOPPED"]
+    [family] = detail["taskDefinitionArn"]
+    assert family["prefix"].endswith(f":task-definition/yoctogram-{stage.config.name}-cleanup:")
+    assert {"containers": {"name": ["cleanup"], "exitCode": [{"anything-but": 0}]}} in detail["$or"]
+    assert {"stopCode": ["TaskFailedToStart"]} in detail["$or"]
+    [cluster] = detail["clusterArn"]
+    [cluster_id] = stage.resources("Network", "AWS::ECS::Cluster")
+    assert stage.resolve("App", cluster)[1] == {"Fn::GetAtt": [cluster_id, "Arn"]}
+    [target] = rule["Targets"]
+    [topic_id] = stage.resources("App", "AWS::SNS::Topic")
+    assert target["Arn"] == {"Ref": topic_id}
+    assert "stoppedReason" in json.dumps(target["InputTransformer"])
+    # EventBridge may publish to the (KMS-encrypted) topic.
+    [policy] = stage.resources("App", "AWS::SNS::TopicPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s.get("Principal") == {"Service": "events.amazonaws.com"} and s["Action"] == "sns:Publish"
+        for s in statements
+    )
+    [key] = stage.resources("App", "AWS::KMS::Key").values()
+    key_statements = key["Properties"]["KeyPolicy"]["Statement"]
+    assert any("events.amazonaws.com" in str(s["Principal"].get("Service")) for s in key_statements)

@@ -10,6 +10,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stages.components.backend_settings import CLEANUP_COMMAND, BackendSettings
@@ -28,7 +29,7 @@ class PendingCleanup(Construct):
     CloudWatch), and its role may only HEAD originals (the app stack grants that), not everything the API
     may do. The command is idempotent and safe beside the running service, so a retried or overlapping
     run does no harm; a rule invocation that cannot start the task raises the `pending-cleanup-failed`
-    alarm (Monitoring).
+    alarm (Monitoring), and a run that fails (`report_failures_to`) is published to the alarm topic.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class PendingCleanup(Construct):
         settings: BackendSettings,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.cluster = cluster
         self.log_group = logs.LogGroup(
             self, "Logs", retention=config.log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
         )
@@ -116,6 +118,41 @@ class PendingCleanup(Construct):
                     role=self.schedule_role.without_policy_updates(),
                     retry_attempts=2,
                     max_event_age=cdk.Duration.hours(1),
+                )
+            ],
+        )
+
+    def report_failures_to(self, topic: sns.ITopic) -> events.Rule:
+        """Publish to `topic` every cleanup run that stops with a non-zero exit or fails to start."""
+        stack = cdk.Stack.of(self)
+        family = f"arn:{stack.partition}:ecs:{stack.region}:{stack.account}:task-definition/{self.task_definition.family}:"
+        detail = events.EventField.from_path
+        return events.Rule(
+            self,
+            "Failures",
+            description="A pending-row cleanup run failed: published to the alarm topic",
+            event_pattern=events.EventPattern(
+                source=["aws.ecs"],
+                detail_type=["ECS Task State Change"],
+                detail={
+                    "clusterArn": [self.cluster.cluster_arn],
+                    "taskDefinitionArn": [{"prefix": family}],
+                    "lastStatus": ["STOPPED"],
+                    "$or": [
+                        {"containers": {"name": ["cleanup"], "exitCode": [{"anything-but": 0}]}},
+                        {"stopCode": ["TaskFailedToStart"]},
+                    ],
+                },
+            ),
+            targets=[
+                targets.SnsTopic(
+                    topic,
+                    message=events.RuleTargetInput.from_text(
+                        f"The pending-row cleanup task {detail('$.detail.taskArn')} stopped without finishing: "
+                        f"{detail('$.detail.stoppedReason')} (stop code {detail('$.detail.stopCode')}). "
+                        f"Its log group {self.log_group.log_group_name} says why; the next scheduled run "
+                        "tries again."
+                    ),
                 )
             ],
         )
