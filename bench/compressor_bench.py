@@ -137,10 +137,14 @@ def timed_rounds(funcs: dict[str, Callable[[], object]], repeat: int) -> dict[st
     return samples
 
 
+def medians_ms(samples: dict[str, list[float]]) -> dict[str, float]:
+    """Median of each function's `timed_rounds` samples, in milliseconds."""
+    return {name: round(statistics.median(values) * 1000, 1) for name, values in samples.items()}
+
+
 def median_ms(funcs: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
     """Median wall time of each function over interleaved rounds (`timed_rounds`)."""
-    samples = timed_rounds(funcs, repeat)
-    return {name: round(statistics.median(values) * 1000, 1) for name, values in samples.items()}
+    return medians_ms(timed_rounds(funcs, repeat))
 
 
 def peak_memory_mb(path: str, mode: str, webp_method: int) -> dict[str, float]:
@@ -315,7 +319,7 @@ def run(repeat: int, webp_method: int, *, with_options: bool = True) -> dict[str
         },
         repeat,
     )
-    times = {name: round(statistics.median(values) * 1000, 1) for name, values in samples.items()}
+    times = medians_ms(samples)
     # The same ratio round by round: how far one run's figure can move on this machine.
     round_ratios = sorted(n / o for n, o in zip(samples["naive"], samples["optimized"], strict=True))
     optimized_ms, naive_ms = times["optimized"], times["naive"]

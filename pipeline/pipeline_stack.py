@@ -245,15 +245,12 @@ class PipelineStack(cdk.Stack):
         assert isinstance(project, codebuild.CfnProject)
         unpinned = '"npm install -g aws-cdk"'
         pinned = f'"npm install -g aws-cdk@{cdk_cli_version()}"'
-        spec = self.resolve(project.source)["buildSpec"]
-        parts = spec["Fn::Join"][1] if isinstance(spec, dict) else [spec]
+        # The buildspec names the auto-approve function, so it resolves to an Fn::Join of text and references.
+        separator, parts = self.resolve(project.source)["buildSpec"]["Fn::Join"]
         hits = sum(part.count(unpinned) for part in parts if isinstance(part, str))
         assert hits == 1, f"CDK Pipelines' security check buildspec changed: {hits} unpinned CLI installs"
         pinned_parts = [part.replace(unpinned, pinned) if isinstance(part, str) else part for part in parts]
-        project.add_property_override(
-            "Source.BuildSpec",
-            {"Fn::Join": [spec["Fn::Join"][0], pinned_parts]} if isinstance(spec, dict) else pinned_parts[0],
-        )
+        project.add_property_override("Source.BuildSpec", {"Fn::Join": [separator, pinned_parts]})
 
     # --- steps -------------------------------------------------------------------------------------
     def _migrate(self, stage: YoctogramStage, source: pipelines.IFileSetProducer) -> pipelines.CodeBuildStep:

@@ -41,6 +41,14 @@ async def _version(db: AsyncSession) -> int:
     return int((await db.execute(sa.text("SELECT sum(version) FROM feed_version"))).scalar_one())
 
 
+async def _bumps(db: AsyncSession, statement: str, **params: object) -> int:
+    """How far one committed statement moves the feed version."""
+    current = await _version(db)
+    await db.execute(sa.text(statement), params)
+    await db.commit()
+    return await _version(db) - current
+
+
 async def _ids(
     client: httpx.AsyncClient, path: str = LATEST, headers: dict[str, str] | None = None
 ) -> list[str]:
@@ -82,14 +90,8 @@ async def test_the_version_moves_with_every_change_a_feed_shows_and_only_then(
         "DELETE FROM images WHERE owner_id = :id",
         "DELETE FROM users WHERE id = :id",
     ):
-        current = await _version(db)
-        await db.execute(sa.text(statement), {"id": owner.id})
-        await db.commit()
-        assert await _version(db) > current, statement
-    current = await _version(db)
-    await db.execute(sa.text("TRUNCATE images, users CASCADE"))
-    await db.commit()
-    assert await _version(db) > current
+        assert await _bumps(db, statement, id=owner.id) > 0, statement
+    assert await _bumps(db, "TRUNCATE images, users CASCADE") > 0
 
 
 async def test_writes_no_feed_shows_leave_the_version_alone(
@@ -105,35 +107,23 @@ async def test_writes_no_feed_shows_leave_the_version_alone(
     after_visible_insert = await _version(db)
     assert after_visible_insert == before + 1  # three inserts, one of them visible
 
-    async def bumps(statement: str, **params: object) -> int:
-        current = await _version(db)
-        await db.execute(sa.text(statement), params)
-        await db.commit()
-        return await _version(db) - current
-
-    assert await bumps("UPDATE images SET state = 'rejected' WHERE id = :id", id=refused.id) == 0
-    assert await bumps("DELETE FROM images WHERE id = :id", id=refused.id) == 0
-    # A retried event: the conditional update matches no row (already uploaded).
-    assert (
-        await bumps(
-            "UPDATE images SET state = 'uploaded' WHERE id = :id AND state = 'pending'", id=visible.id
-        )
-        == 0
-    )
-    assert await bumps("UPDATE images SET updated_at = now() WHERE id = :id", id=visible.id) == 0
-    assert await bumps("UPDATE images SET state = state WHERE owner_id = :id", id=owner.id) == 0
-
-    assert await bumps("UPDATE images SET state = 'uploaded' WHERE id = :id", id=pending.id) == 1
-    assert (
-        await bumps(
-            "UPDATE images SET state = 'ready', rendition_ext = '.webp' WHERE id = :id", id=pending.id
-        )
-        == 1
-    )
-    assert await bumps("UPDATE images SET rendition_ext = '.jpg' WHERE id = :id", id=pending.id) == 1
-    assert await bumps("UPDATE images SET public = NOT public WHERE id = :id", id=visible.id) == 1
-    assert await bumps("UPDATE images SET state = 'rejected' WHERE id = :id", id=visible.id) == 1
-    assert await bumps("DELETE FROM images WHERE owner_id = :id", id=owner.id) == 1  # the ready one goes
+    # (statement, the row it names, how many bumps): first what no feed shows, then what a card shows.
+    cases = [
+        ("UPDATE images SET state = 'rejected' WHERE id = :id", refused.id, 0),
+        ("DELETE FROM images WHERE id = :id", refused.id, 0),
+        # A retried event: the conditional update matches no row (already uploaded).
+        ("UPDATE images SET state = 'uploaded' WHERE id = :id AND state = 'pending'", visible.id, 0),
+        ("UPDATE images SET updated_at = now() WHERE id = :id", visible.id, 0),
+        ("UPDATE images SET state = state WHERE owner_id = :id", owner.id, 0),
+        ("UPDATE images SET state = 'uploaded' WHERE id = :id", pending.id, 1),
+        ("UPDATE images SET state = 'ready', rendition_ext = '.webp' WHERE id = :id", pending.id, 1),
+        ("UPDATE images SET rendition_ext = '.jpg' WHERE id = :id", pending.id, 1),
+        ("UPDATE images SET public = NOT public WHERE id = :id", visible.id, 1),
+        ("UPDATE images SET state = 'rejected' WHERE id = :id", visible.id, 1),
+        ("DELETE FROM images WHERE owner_id = :id", owner.id, 1),  # the ready one goes
+    ]
+    for statement, subject, expected in cases:
+        assert await _bumps(db, statement, id=subject) == expected, statement
 
 
 async def test_a_repeated_page_costs_no_query(

@@ -16,6 +16,10 @@ MIGRATE_COMMAND = ["python", "-m", "app.migrate"]
 EVENT_WORKER_COMMAND = ["python", "-m", "app.events"]
 CLEANUP_COMMAND = ["python", "-m", "app.cleanup"]
 CONTAINER_HEALTH_CHECK = ["CMD", "python", "-m", "app.healthcheck"]
+ARM64_LINUX = ecs.RuntimePlatform(
+    cpu_architecture=ecs.CpuArchitecture.ARM64, operating_system_family=ecs.OperatingSystemFamily.LINUX
+)
+"""Every backend task definition's platform: the backend image is built for arm64."""
 
 # The Aurora secret's JSON fields, by the variable names the backend reads.
 DATABASE_SECRET_FIELDS = {

@@ -10,7 +10,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stages.components.backend_settings import EVENT_WORKER_COMMAND, BackendSettings
+from stages.components.backend_settings import ARM64_LINUX, EVENT_WORKER_COMMAND, BackendSettings
 from stages.components.network import PRIVATE
 from stages.components.telemetry import TaskTelemetry
 from stages.config import EnvironmentConfig
@@ -45,10 +45,7 @@ class EventWorker(Construct):
             family=f"yoctogram-{config.name}-event-worker",
             cpu=config.worker_cpu,
             memory_limit_mib=config.worker_memory_mib,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.ARM64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
+            runtime_platform=ARM64_LINUX,
         )
         telemetry = TaskTelemetry(
             self,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import aws_cdk as cdk
-from aws_cdk import Validations
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stages.components.backend_settings import MIGRATE_COMMAND, BackendSettings
+from stages.components.one_off_task import one_off_task
 from stages.config import EnvironmentConfig
 
 
@@ -37,9 +35,6 @@ class MigrationTask(Construct):
         settings: BackendSettings,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=config.log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
-        )
         # Named, so the pipeline's migrate step may pass exactly these two roles to the task it starts
         # (pipeline/access_stack.py), not every role of the account.
         self.task_role = iam.Role(
@@ -56,34 +51,14 @@ class MigrationTask(Construct):
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description="ECS starts the migration task: pulls its image, reads its secrets, writes its logs",
         )
-        self.task_definition = ecs.FargateTaskDefinition(
+        self.log_group, self.task_definition = one_off_task(
             self,
-            "TaskDefinition",
-            family=f"yoctogram-{config.name}-migrate",
+            config=config,
+            name="migrate",
+            command=MIGRATE_COMMAND,
+            image=image,
+            settings=settings,
+            who="The migration task",
             task_role=self.task_role,
             execution_role=self.execution_role,
-            cpu=256,
-            memory_limit_mib=512,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.ARM64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
-        self.task_definition.add_container(
-            "Migrate",
-            container_name="migrate",
-            image=image,
-            command=MIGRATE_COMMAND,
-            essential=True,
-            environment=settings.environment,
-            secrets=settings.secrets,
-            logging=ecs.LogDrivers.aws_logs(stream_prefix="migrate", log_group=self.log_group),
-        )
-        Validations.of(self.task_definition).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-ECS2",
-                reason="The migration task gets the same plain settings as the service so the backend's "
-                "settings validate (names and sizes only); the database credentials it migrates with are "
-                "ECS secrets from the Aurora secret.",
-            )
         )

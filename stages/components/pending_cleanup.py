@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
-from aws_cdk import Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stages.components.backend_settings import CLEANUP_COMMAND, BackendSettings
 from stages.components.network import PRIVATE
+from stages.components.one_off_task import one_off_task
 from stages.config import EnvironmentConfig
 
 # The command holds one database connection at a time (README, "The database connection budget").
@@ -45,36 +44,15 @@ class PendingCleanup(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.cluster = cluster
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=config.log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
-        )
-        self.task_definition = ecs.FargateTaskDefinition(
+        self.log_group, self.task_definition = one_off_task(
             self,
-            "TaskDefinition",
-            family=f"yoctogram-{config.name}-cleanup",
-            cpu=256,
-            memory_limit_mib=512,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.ARM64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
-        self.task_definition.add_container(
-            "Cleanup",
-            container_name="cleanup",
-            image=image,
+            config=config,
+            name="cleanup",
             command=CLEANUP_COMMAND,
-            essential=True,
-            environment={**settings.environment, **CLEANUP_POOL},
-            secrets=settings.secrets,
-            logging=ecs.LogDrivers.aws_logs(stream_prefix="cleanup", log_group=self.log_group),
-        )
-        Validations.of(self.task_definition).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-ECS2",
-                reason="The cleanup task gets the service's plain settings so the backend's settings validate "
-                "(names and sizes only); its database credentials are ECS secrets from the Aurora secret.",
-            )
+            image=image,
+            settings=settings,
+            environment=CLEANUP_POOL,
+            who="The cleanup task",
         )
         # EventBridge's role, written out: exactly RunTask of this task definition in this cluster and
         # PassRole of its two roles. (The target's own default adds ecs:TagResource on every task of the

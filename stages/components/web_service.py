@@ -16,6 +16,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stages.components.backend_settings import (
+    ARM64_LINUX,
     CONTAINER_HEALTH_CHECK,
     CONTAINER_PORT,
     HEALTH_CHECK_PATH,
@@ -71,10 +72,7 @@ class WebService(Construct):
             family=f"yoctogram-{config.name}-web",
             cpu=config.task_cpu,
             memory_limit_mib=config.task_memory_mib,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.ARM64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
+            runtime_platform=ARM64_LINUX,
         )
         self.telemetry = TaskTelemetry(
             self,
