@@ -133,8 +133,12 @@ def test_schema_fuzzing_finds_no_server_error(served_api: ServedApi, tmp_path: P
                 "40",
                 "--phases",
                 "examples,coverage,fuzzing",
+                # One worker: with two, schemathesis generates cases in two threads and
+                # hypothesis's ast.parse calls race on CPython 3.11.7's shared AST state
+                # ("SystemError: AST constructor recursion depth mismatch", gh-106905):
+                # a crash of the tool, not a finding about the API.
                 "--workers",
-                "2",
+                "1",
                 *headers,
             ],
             capture_output=True,
