@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.concurrency import iterate_in_threadpool
 
 from app.core.config import Settings
-from app.core.errors import error_response
+from app.core.errors import CATCH_ALL_ROUTE, allowed_methods, error_response
 from app.services.media_urls import SignatureError, verify_signed_url
 
 log = logging.getLogger("app.local_site")
@@ -100,8 +100,12 @@ def install_local_site(app: FastAPI, settings: Settings) -> None:
 
     app.add_api_route("/config.json", config_json, methods=["GET"], include_in_schema=False)
 
-    async def web_client(path: str) -> Response:
+    async def web_client(request: Request, path: str) -> Response:
         if path == "api" or path.startswith("api/"):
+            # As without this catch-all (in AWS): an API path that exists for other methods is a 405.
+            allowed = allowed_methods(request)
+            if allowed:
+                return error_response(405, "Method Not Allowed", {"Allow": ", ".join(allowed)})
             return error_response(404, "Not found")
         if dist is None or not (dist / "index.html").exists():
             return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Cache-Control": NO_CACHE})
@@ -111,4 +115,6 @@ def install_local_site(app: FastAPI, settings: Settings) -> None:
             return FileResponse(candidate, headers={"Cache-Control": IMMUTABLE if hashed else NO_CACHE})
         return FileResponse(dist / "index.html", headers={"Cache-Control": NO_CACHE})
 
-    app.add_api_route("/{path:path}", web_client, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_api_route(
+        "/{path:path}", web_client, methods=["GET", "HEAD"], include_in_schema=False, name=CATCH_ALL_ROUTE
+    )

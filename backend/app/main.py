@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.api.responses import install_openapi
 from app.api.router import api_router
 from app.api.routes.feed import CachedFeedPages
 from app.core.config import Settings, get_settings
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.urls = urls
     install_error_handlers(app)
     app.include_router(api_router)
+    install_openapi(app)
     if settings.APP_ENV == "local":
         install_local_site(app, settings)
     app.add_middleware(CachedFeedPages)  # innermost: after CORS and the request id, before routing

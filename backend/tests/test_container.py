@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import psutil
@@ -111,40 +110,3 @@ def test_migrate_command_upgrades_a_database(settings: Settings, postgres_server
     assert postgres_server.psql("SELECT version_num FROM alembic_version", database=name) == head
     assert '"level": "INFO"' in result.stdout  # JSON logs
     postgres_server.psql(f'DROP DATABASE "{name}"')
-
-
-def test_schema_fuzzing_finds_no_server_error(served_api: ServedApi, tmp_path: Path) -> None:
-    """schemathesis over the OpenAPI schema, anonymous and logged in: no 5xx anywhere."""
-    account = {"username": "fuzzer", "email": "fuzzer@example.com", "password": "fuzzing-password"}
-    httpx.post(f"{served_api.url}/api/v1/auth/register/", json=account)
-    token = httpx.post(
-        f"{served_api.url}/api/v1/auth/login/", json={"username": "fuzzer", "password": "fuzzing-password"}
-    ).json()["access_token"]
-    schema = f"{served_api.url}/api/v1/openapi.json"
-    for headers in ([], ["-H", f"Authorization: Bearer {token}"]):
-        result = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "schemathesis"),
-                "run",
-                schema,
-                "--checks",
-                "not_a_server_error",
-                "--max-examples",
-                "40",
-                "--phases",
-                "examples,coverage,fuzzing",
-                # One worker: with two, schemathesis generates cases in two threads and
-                # hypothesis's ast.parse calls race on CPython 3.11.7's shared AST state
-                # ("SystemError: AST constructor recursion depth mismatch", gh-106905):
-                # a crash of the tool, not a finding about the API.
-                "--workers",
-                "1",
-                *headers,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=tmp_path,
-        )
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-        assert re.search(r"\d+ passed", result.stdout) or "passed" in result.stdout.lower()

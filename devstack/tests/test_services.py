@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import httpx
 
@@ -13,8 +14,9 @@ from devstack.postgres import LocalPostgres, free_port
 from devstack.s3server import Layout, S3ServerProcess, client, queue_url
 
 
-def _drain(sqs: object, url: str, timeout: float = 5.0) -> list[dict]:
-    """Every S3 record that reaches the queue within `timeout` (test events left out)."""
+def _drain(sqs: object, url: str, timeout: float = 5.0, *, until: str | None = None) -> list[dict]:
+    """The S3 records that reach the queue (test events left out): the first that arrive, or with `until`
+    everything up to the first record of that object key, waiting at most `timeout` seconds."""
     records: list[dict] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -22,9 +24,15 @@ def _drain(sqs: object, url: str, timeout: float = 5.0) -> list[dict]:
         for message in reply.get("Messages", []):
             records.extend(json.loads(message["Body"]).get("Records", []))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])  # type: ignore[attr-defined]
-        if records:
+        if records and (until is None or _about(records, until)):
             return records
     return records
+
+
+def _about(records: list[dict], key: str) -> list[dict]:
+    """The records of one object: the session's S3 server is shared, other tests' events may be queued.
+    (Keys arrive URL-encoded, as in S3's own events.)"""
+    return [r for r in records if unquote_plus(r["s3"]["object"]["key"]) == key]
 
 
 def test_postgres_starts_from_nothing_and_keeps_rows_across_restart(scratch_dir: Path) -> None:
@@ -47,34 +55,35 @@ def test_postgres_starts_from_nothing_and_keeps_rows_across_restart(scratch_dir:
 def test_upload_to_a_bucket_notifies_the_local_queue(moto_endpoint: str) -> None:
     s3, sqs = client("s3", moto_endpoint), client("sqs", moto_endpoint)
     events = queue_url(moto_endpoint)
-    _drain(sqs, events, timeout=1)
-    image_id = str(uuid.uuid4())
-    s3.put_object(Bucket=Layout.public_bucket, Key=f"public/originals/{image_id}", Body=b"bytes")
-    records = _drain(sqs, events)
+    key = f"public/originals/{uuid.uuid4()}"
+    s3.put_object(Bucket=Layout.public_bucket, Key=key, Body=b"bytes")
+    records = _about(_drain(sqs, events, until=key), key)
     assert [(r["eventName"], r["s3"]["bucket"]["name"]) for r in records] == [
         ("ObjectCreated:Put", Layout.public_bucket)
     ]
-    assert image_id in records[0]["s3"]["object"]["key"]
 
 
 def test_presigned_post_upload_notifies_too(moto_endpoint: str) -> None:
     s3, sqs = client("s3", moto_endpoint), client("sqs", moto_endpoint)
     events = queue_url(moto_endpoint)
-    _drain(sqs, events, timeout=1)
     key = f"private/originals/{uuid.uuid4()}"
     post = s3.generate_presigned_post(Layout.private_bucket, key)
     response = httpx.post(post["url"], data=post["fields"], files={"file": ("a.png", b"png", "image/png")})
     assert response.status_code == 204
-    records = _drain(sqs, events)
-    assert records and records[0]["eventName"] == "ObjectCreated:Post"
+    records = _about(_drain(sqs, events, until=key), key)
+    assert [r["eventName"] for r in records] == ["ObjectCreated:Post"]
 
 
 def test_objects_outside_the_image_prefixes_do_not_notify(moto_endpoint: str) -> None:
     s3, sqs = client("s3", moto_endpoint), client("sqs", moto_endpoint)
     events = queue_url(moto_endpoint)
-    _drain(sqs, events, timeout=1)
-    s3.put_object(Bucket=Layout.public_bucket, Key="elsewhere/file", Body=b"x")
-    assert _drain(sqs, events, timeout=2) == []
+    key = f"elsewhere/{uuid.uuid4()}"
+    s3.put_object(Bucket=Layout.public_bucket, Key=key, Body=b"x")
+    after_it = f"public/originals/{uuid.uuid4()}"
+    s3.put_object(Bucket=Layout.public_bucket, Key=after_it, Body=b"after it")
+    records = _drain(sqs, events, until=after_it)
+    assert _about(records, after_it)  # the event of the object put after it has arrived...
+    assert _about(records, key) == []  # ...and none for it
 
 
 def test_objects_survive_a_restart_without_replaying_events(scratch_dir: Path) -> None:

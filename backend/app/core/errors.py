@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("app.errors")
 
@@ -58,6 +59,26 @@ def error_response(
     )
 
 
+CATCH_ALL_ROUTE = "web_client"
+"""The name of the local site's route that matches every path (`app.local_site`): it says nothing about
+which methods a path has."""
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this request's path (empty: no route has the path).
+
+    For the `Allow` header of a 405: Starlette names only the methods of the first route that has the path
+    (`/users/me` answers GET and DELETE from two routes).
+    """
+    routes = [route for route in request.app.router.routes if getattr(route, "name", None) != CATCH_ALL_ROUTE]
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+
+
 def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
     errors = []
     parts = []
@@ -79,11 +100,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, exc.detail, headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
         if exc.status_code == 404 and detail == "Not Found":
             detail = "Not found"
-        return error_response(exc.status_code, detail, dict(exc.headers) if exc.headers else None)
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            if not allowed:  # only the local web client's catch-all has the path: as in AWS, no such path
+                return error_response(404, "Not found")
+            headers["Allow"] = ", ".join(allowed)
+        return error_response(exc.status_code, detail, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -25,10 +25,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BeforeValidator
 from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import INVALID_TOKEN, BearerCredentials, viewer_id_from
+from app.api.responses import DATABASE_DOWN, OPTIONAL_AUTH, TOKEN_OPTIONAL
 from app.core.db import reading
 from app.core.errors import Unauthorized
 from app.core.security import InvalidToken, decode_access_token
@@ -39,13 +41,24 @@ from app.services.feed_cache import FeedCache
 from app.services.media_urls import MediaUrlBuilder
 
 PREFIX = "/api/v1/feed"
-router = APIRouter(prefix="/feed", tags=["feed"])
+router = APIRouter(prefix="/feed", tags=["feed"], responses={**TOKEN_OPTIONAL, **DATABASE_DOWN})
 PAGING_PARAMETERS = ("limit", "cursor", "before", "after")
 
 Limit = Annotated[int, Query(ge=1, le=feeds.MAX_LIMIT, description="Items per page")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
-Before = Annotated[datetime | None, Query(description="Only posts created before this ISO time")]
-After = Annotated[datetime | None, Query(description="Only posts created after this ISO time")]
+
+
+def _iso_time(value: object) -> object:
+    """The times are documented as ISO 8601 (`date-time`); pydantic would also take a number as Unix time."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError("give an ISO 8601 time such as 2026-11-26T12:00:00Z, not a number")
+    return value
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+IsoTime = Annotated[datetime | None, BeforeValidator(_iso_time)]
+Before = Annotated[IsoTime, Query(description="Only posts created before this ISO 8601 time")]
+After = Annotated[IsoTime, Query(description="Only posts created after this ISO 8601 time")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +113,12 @@ async def _page_response(
     return Response(body, media_type="application/json")
 
 
-@router.get("/latest", response_model=FeedPage)
+@router.get("/latest", response_model=FeedPage, openapi_extra=OPTIONAL_AUTH)
 async def latest(request: Request, credentials: BearerCredentials, window: PagingDep) -> Response:
     return await _page_response(request, credentials, None, window)
 
 
-@router.get("/by_user/{creator}", response_model=FeedPage)
+@router.get("/by_user/{creator}", response_model=FeedPage, openapi_extra=OPTIONAL_AUTH)
 async def by_user(
     creator: uuid.UUID, request: Request, credentials: BearerCredentials, window: PagingDep
 ) -> Response:

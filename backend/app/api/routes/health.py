@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 
 from app.api.deps import SessionDep
+from app.api.responses import error
 from app.core.errors import Unavailable
 
 router = APIRouter(tags=["health"])
@@ -17,7 +18,11 @@ async def health() -> dict[str, object]:
     return {"success": True, "status": "ok"}
 
 
-@router.get("/health/ready", summary="Readiness: the database answers")
+@router.get(
+    "/health/ready",
+    summary="Readiness: the database answers",
+    responses={503: error("The database does not answer")},
+)
 async def ready(session: SessionDep) -> dict[str, object]:
     try:
         await session.execute(sa.text("SELECT 1"))

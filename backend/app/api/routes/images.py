@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Path, Request
 from pydantic import BaseModel, Field
 
 from app.api.deps import CurrentUser, OptionalUser, SessionDep, UrlsDep
+from app.api.responses import DATABASE_DOWN, OPTIONAL_AUTH, TOKEN_OPTIONAL, TOKEN_REQUIRED, error
 from app.services import images
 from app.services.storage import ImageStorage
 
-router = APIRouter(prefix="/images", tags=["images"])
+router = APIRouter(prefix="/images", tags=["images"], responses=DATABASE_DOWN)
 
 
 def _storage(request: Request) -> ImageStorage:
@@ -52,12 +53,17 @@ class Deleted(BaseModel):
     "/upload/{privacy}/generate",
     response_model=GenerateResponse,
     responses={
-        400: {"description": "Privacy is not public or private"},
-        401: {"description": "Not logged in"},
+        400: error(
+            "The privacy is not `public` or `private`, or the body could not be read (send UTF-8 JSON)"
+        ),
+        **TOKEN_REQUIRED,
+        409: error("The account was deleted while the request ran"),
+        422: error("The body is not valid, or its content_type is not an image type"),
     },
 )
 async def generate(
-    privacy: str,
+    # Documented as a choice; any other value is answered 400, as the published API does (not 422).
+    privacy: Annotated[str, Path(json_schema_extra={"enum": ["public", "private"]})],
     request: Request,
     session: SessionDep,
     user: CurrentUser,
@@ -76,7 +82,11 @@ async def generate(
 @router.post(
     "/upload/{image_id}/confirm",
     response_model=ImageStatus,
-    responses={404: {"description": "No such image of yours"}, 409: {"description": "Not uploaded yet"}},
+    responses={
+        **TOKEN_REQUIRED,
+        404: error("No such image of yours"),
+        409: error("The file has not been uploaded yet: POST it to the presigned URL first"),
+    },
 )
 async def confirm(
     image_id: uuid.UUID, request: Request, session: SessionDep, user: CurrentUser
@@ -89,9 +99,11 @@ async def confirm(
     "/media/{image_id}",
     response_model=MediaResponse,
     responses={
-        404: {"description": "No such visible image"},
-        422: {"description": "Rejected by the compressor"},
+        **TOKEN_OPTIONAL,
+        404: error("No such image, not one the caller may see, or not uploaded yet"),
+        422: error("The image was rejected by the compressor (`detail` says why), or the id is not a UUID"),
     },
+    openapi_extra=OPTIONAL_AUTH,
 )
 async def media(
     image_id: uuid.UUID, request: Request, session: SessionDep, urls: UrlsDep, viewer: OptionalUser
@@ -101,7 +113,7 @@ async def media(
 
 
 @router.delete(
-    "/{image_id}", response_model=Deleted, responses={404: {"description": "No such image of yours"}}
+    "/{image_id}", response_model=Deleted, responses={**TOKEN_REQUIRED, 404: error("No such image of yours")}
 )
 async def delete(image_id: uuid.UUID, request: Request, session: SessionDep, user: CurrentUser) -> Deleted:
     await images.delete(session, _storage(request), image_id=image_id, owner=user)
