@@ -89,6 +89,18 @@ async def test_optional_tokens_are_documented_as_optional(client: httpx.AsyncCli
         assert response.status_code in (200, 404), (name, response.text)
 
 
+async def test_a_new_image_links_to_what_a_client_does_with_it(client: httpx.AsyncClient) -> None:
+    operations = _operations(await _document(client))
+    ids = {op["operationId"]: name for name, op in operations.items()}
+    links = operations["POST /api/v1/images/upload/{privacy}/generate"]["responses"]["200"]["links"]
+    assert {ids[link["operationId"]] for link in links.values()} == {
+        "POST /api/v1/images/upload/{image_id}/confirm",
+        "GET /api/v1/images/media/{image_id}",
+        "DELETE /api/v1/images/{image_id}",
+    }
+    assert all(link["parameters"] == {"image_id": "$response.body#/id"} for link in links.values())
+
+
 async def test_a_validation_error_has_the_documented_shape(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/feed/latest", params={"limit": "0", "before": "1700000000"})
     assert response.status_code == 422
@@ -143,8 +155,9 @@ def _schemathesis(served_api: ServedApi, cwd: Path, *options: str) -> str:
             FUZZ_EXAMPLES,
             "--seed",
             str(FUZZ_SEED),
+            # stateful: sequences that follow the document's links (generate -> confirm, media, delete).
             "--phases",
-            "examples,coverage,fuzzing",
+            "examples,coverage,fuzzing,stateful",
             # One worker: with two, case generation runs in two threads whose ast.parse calls (hypothesis
             # describing filters) race on CPython 3.11.7's shared AST recursion counter, and the tool
             # crashes ("SystemError: AST constructor recursion depth mismatch", gh-106905).
@@ -187,6 +200,7 @@ def test_every_answer_of_the_server_matches_the_document(served_api: ServedApi, 
         "delete_me_api_v1_users_me_delete",
     )
     assert "Authentication failed" not in logged_in  # the token was accepted throughout
+    assert "✅ Stateful" in logged_in  # the links were followed
     assert httpx.get(
         f"{served_api.url}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}
     ).is_success

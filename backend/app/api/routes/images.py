@@ -49,10 +49,26 @@ class Deleted(BaseModel):
     success: bool = True
 
 
+_THE_NEW_IMAGE = {
+    # OpenAPI links: what a client (and the stateful fuzz phase) does next with the id it got.
+    name: {"operationId": operation, "parameters": {"image_id": "$response.body#/id"}, "description": text}
+    for name, operation, text in (
+        (
+            "Confirm",
+            "confirm_api_v1_images_upload__image_id__confirm_post",
+            "Confirm the upload, once POSTed",
+        ),
+        ("Media", "media_api_v1_images_media__image_id__get", "Its URL, once uploaded"),
+        ("Delete", "delete_api_v1_images__image_id__delete", "Delete it, uploaded or not"),
+    )
+}
+
+
 @router.post(
     "/upload/{privacy}/generate",
     response_model=GenerateResponse,
     responses={
+        200: {"links": _THE_NEW_IMAGE},
         400: error(
             "The privacy is not `public` or `private`, or the body could not be read (send UTF-8 JSON)"
         ),
