@@ -6,11 +6,12 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401 - registers the tables on SQLModel.metadata
 from app.core.config import get_settings
+from app.core.db import connection_options
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -21,6 +22,17 @@ def _url() -> str:
     return str(url) if url else get_settings().database_url.render_as_string(hide_password=False)
 
 
+def _engine() -> AsyncEngine:
+    """A URL given by the caller (tests), else the app's settings, password from its secret if it has one."""
+    options = {"connect_args": {"server_settings": {"application_name": "yoctogram-migrate"}}}
+    if not config.attributes.get("database_url"):
+        # No statement timeout: a migration may rewrite a large table.
+        options = connection_options(
+            get_settings(), application_name="yoctogram-migrate", statement_timeout_ms=None
+        )
+    return create_async_engine(_url(), **options)
+
+
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
@@ -28,9 +40,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_async_engine(
-        _url(), connect_args={"server_settings": {"application_name": "yoctogram-migrate"}}
-    )
+    engine = _engine()
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

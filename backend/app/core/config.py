@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     POSTGRES_PORT: int = 5432
     POSTGRES_USER: str = "yoctogram"
     POSTGRES_PASSWORD: SecretStr = SecretStr("")
+    # In AWS: the secret (ARN or name) whose JSON `password` is read when a connection opens, so that a
+    # rotation needs no restart (app/core/db_password.py); POSTGRES_PASSWORD is then not used.
+    POSTGRES_PASSWORD_SECRET_ID: str | None = None
     POSTGRES_DB: str = "yoctogram"
     # All of a worker's connections stay open: SQLAlchemy closes an overflow connection when it comes back,
     # so under a burst the overflow is opened and closed again and again (~2 ms of CPU each; bench/README.md).

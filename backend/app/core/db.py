@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.core.config import Settings
+from app.core.db_password import SecretPassword, make_secrets_client
 from app.core.errors import DATABASE_UNAVAILABLE, Unavailable
 
 # What asyncpg raises when the connection itself is gone or unusable, and when a statement was cancelled
@@ -43,6 +45,32 @@ def _refuse_closed_connections(dbapi_connection: Any, _record: Any, _proxy: Any)
         raise DisconnectionError("the database closed this pooled connection")
 
 
+def connection_options(
+    settings: Settings, *, application_name: str, statement_timeout_ms: int | None
+) -> dict[str, Any]:
+    """How `create_async_engine` opens connections: the URL's password, or with POSTGRES_PASSWORD_SECRET_ID
+    the secret's, read when a connection opens (rotation needs no restart: app/core/db_password.py)."""
+    server_settings = {"application_name": application_name}
+    if statement_timeout_ms is not None:
+        server_settings["statement_timeout"] = str(statement_timeout_ms)
+    connect_args: dict[str, Any] = {"server_settings": server_settings, "timeout": settings.DB_POOL_TIMEOUT}
+    if settings.POSTGRES_PASSWORD_SECRET_ID is None:
+        return {"connect_args": connect_args}
+    url = settings.database_url
+    client = make_secrets_client(settings.AWS_DEFAULT_REGION, settings.AWS_ENDPOINT_URL)
+    password = SecretPassword(client, settings.POSTGRES_PASSWORD_SECRET_ID)
+    return {
+        "async_creator": functools.partial(
+            password.connect,
+            host=url.host,
+            port=url.port,
+            user=url.username,
+            database=url.database,
+            **connect_args,
+        )
+    }
+
+
 def make_engine(settings: Settings) -> AsyncEngine:
     """An asyncpg engine whose pool is sized from the settings (README: the connection budget)."""
     engine = create_async_engine(
@@ -52,13 +80,9 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.DB_POOL_TIMEOUT,
         pool_pre_ping=False,  # closed connections are refused at checkout instead (below), for free
         pool_recycle=1800,
-        connect_args={
-            "server_settings": {
-                "application_name": "yoctogram",
-                "statement_timeout": str(settings.DB_STATEMENT_TIMEOUT_MS),
-            },
-            "timeout": settings.DB_POOL_TIMEOUT,
-        },
+        **connection_options(
+            settings, application_name="yoctogram", statement_timeout_ms=settings.DB_STATEMENT_TIMEOUT_MS
+        ),
     )
     event.listen(engine.sync_engine.pool, "checkout", _refuse_closed_connections)
     return engine
