@@ -128,6 +128,9 @@ class EnvironmentConfig:
     database_port: int
     """Not PostgreSQL's well-known 5432, so a scan for the default port finds nothing (cdk-nag RDS11)."""
     backup_retention_days: int
+    database_rotation_days: int
+    """Secrets Manager rotates the database password this often (single-user rotation; the backend reads
+    the password when a connection opens, so no task restarts: backend/app/core/db_password.py)."""
     retain_data: bool
     """Deletion protection, termination protection and RETAIN on the database, buckets and secrets."""
 
@@ -201,11 +204,13 @@ class EnvironmentConfig:
     @property
     def max_db_connections(self) -> int:
         """The most connections the service can hold: every pool full, in every web worker of every task at
-        maximum scale, every event worker task, one migration task, and the cleanup task's one connection
-        (README, "The database connection budget")."""
+        maximum scale, every event worker task, one migration task, the cleanup task's one connection and
+        the password rotation function's one (README, "The database connection budget")."""
         per_process = self.db_pool_size + self.db_max_overflow
         cleanup_task = 1  # stages/components/pending_cleanup.py: a pool of one
-        return per_process * (self.web_concurrency * self.max_tasks + self.worker_tasks + 1) + cleanup_task
+        rotation = 1  # stages/components/database.py: AWS's single-user rotation function tests the password
+        processes = self.web_concurrency * self.max_tasks + self.worker_tasks + 1
+        return per_process * processes + cleanup_task + rotation
 
     @property
     def aurora_connection_limit(self) -> int:
@@ -296,6 +301,7 @@ STAGING = EnvironmentConfig(
     database_name="yoctogram",
     database_port=5433,
     backup_retention_days=7,
+    database_rotation_days=30,
     retain_data=False,
     log_retention_days=30,
     alarm_thresholds=AlarmThresholds(
@@ -358,6 +364,7 @@ PROD = EnvironmentConfig(
     database_name="yoctogram",
     database_port=5433,
     backup_retention_days=30,
+    database_rotation_days=30,
     retain_data=True,
     log_retention_days=180,
     alarm_thresholds=AlarmThresholds(

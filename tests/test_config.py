@@ -16,9 +16,10 @@ def test_the_connection_budget_fits_aurora_at_minimum_capacity(config: object) -
 
 def test_the_budget_counts_every_process_that_connects() -> None:
     # (pool + overflow) x (web workers x max tasks + worker tasks + one migration task) + the cleanup's one
+    # + the rotation function's one
     per_process = STAGING.db_pool_size + STAGING.db_max_overflow
     processes = STAGING.web_concurrency * STAGING.max_tasks + STAGING.worker_tasks + 1
-    assert STAGING.max_db_connections == per_process * processes + 1
+    assert STAGING.max_db_connections == per_process * processes + 1 + 1 == 82
     assert STAGING.aurora_connection_limit == 109  # 0.5 ACU = 1 GiB: 1073741824 // 9531392 - 3
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk.assertions import Match
 
 from stages.components.images_buckets import images_bucket_name
@@ -76,13 +78,42 @@ def test_database_credentials_generated_with_dbname(stage: StageTemplates) -> No
     stage.template("Data").resource_count_is("AWS::SecretsManager::SecretTargetAttachment", 1)
 
 
-def test_database_reachable_only_from_the_tasks(stage: StageTemplates) -> None:
-    ingress = stage.resources("Data", "AWS::EC2::SecurityGroupIngress").values()
-    [rule] = [r["Properties"] for r in ingress]
-    assert rule["FromPort"] == rule["ToPort"] == stage.config.database_port
-    unit, source = stage.resolve("Data", rule["SourceSecurityGroupId"])
-    assert unit == "Network"
-    assert stage.raw["Network"]["Outputs"]["TaskSecurityGroupId"]["Value"] == source
+def test_database_reachable_only_from_the_tasks_and_the_rotation(stage: StageTemplates) -> None:
+    ingress = [r["Properties"] for r in stage.resources("Data", "AWS::EC2::SecurityGroupIngress").values()]
+    sources = {}
+    for rule in ingress:
+        unit, source = stage.resolve("Data", rule["SourceSecurityGroupId"])
+        sources[unit, json.dumps(source)] = rule
+    [rotation_sg] = [
+        k for k in stage.resources("Data", "AWS::EC2::SecurityGroup") if "RotationSingleUser" in k
+    ]
+    tasks = stage.raw["Network"]["Outputs"]["TaskSecurityGroupId"]["Value"]
+    assert set(sources) == {
+        ("Network", json.dumps(tasks)),
+        ("Data", json.dumps({"Fn::GetAtt": [rotation_sg, "GroupId"]})),
+    }
+    assert sources["Network", json.dumps(tasks)]["FromPort"] == stage.config.database_port
+    for rule in ingress:  # one port (the cluster's, by value or by reference)
+        assert rule["IpProtocol"] == "tcp" and rule["FromPort"] == rule["ToPort"]
+
+
+def test_database_password_rotates_from_the_private_subnets(stage: StageTemplates) -> None:
+    [schedule] = stage.resources("Data", "AWS::SecretsManager::RotationSchedule").values()
+    [attachment] = stage.resources("Data", "AWS::SecretsManager::SecretTargetAttachment")
+    assert schedule["Properties"]["SecretId"] == {"Ref": attachment}
+    assert schedule["Properties"]["RotationRules"] == {
+        "ScheduleExpression": f"rate({stage.config.database_rotation_days} days)"
+    }
+    [application] = stage.resources("Data", "AWS::Serverless::Application").values()
+    assert "RotationSingleUser" in json.dumps(stage.raw["Data"]["Mappings"])  # AWS's single-user function
+    subnets = application["Properties"]["Parameters"]["vpcSubnetIds"]["Fn::Join"][1][::2]
+    outputs = [stage.resolve("Data", s)[1] for s in subnets]
+    private = [
+        {"Ref": k}
+        for k, v in stage.resources("Network", "AWS::EC2::Subnet").items()
+        if {"Key": "aws-cdk:subnet-name", "Value": "Private"} in v["Properties"]["Tags"]
+    ]
+    assert sorted(map(json.dumps, outputs)) == sorted(map(json.dumps, private))
 
 
 def test_secret_key_is_generated(stage: StageTemplates) -> None:

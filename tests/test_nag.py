@@ -18,7 +18,6 @@ from tests.templates import Synthesized
 EXPECTED = {
     ("Network/Network/Vpc", "CloudFormation-Validate::W3010"),
     ("Data/AccessLogs/Bucket", "AwsSolutions-S1"),
-    ("Data/Database/Credentials", "AwsSolutions-SMG4"),
     ("Data/SecretKey", "AwsSolutions-SMG4"),
     ("Migrations/Migration/TaskDefinition", "AwsSolutions-ECS2"),
     ("Migrations/Migration/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),

@@ -24,6 +24,7 @@ PLAIN_SETTINGS = {
     "WEB_CONCURRENCY",
     "DB_POOL_SIZE",
     "DB_MAX_OVERFLOW",
+    "POSTGRES_PASSWORD_SECRET_ID",
 }
 SECRET_SETTINGS = {*DATABASE_SECRET_FIELDS, "SECRET_KEY", "MEDIA_SIGNING_PRIVATE_KEY"}
 # (stack, main container) of every task definition that runs the backend image.
@@ -304,6 +305,26 @@ def test_plain_settings(stage: StageTemplates) -> None:
             if "RedrivePolicy" in q["Properties"]
         ]
         assert queue_url == {"Ref": queue_id}
+        assert stage.resolve(unit, env["POSTGRES_PASSWORD_SECRET_ID"]) == ("Data", database_secret(stage))
+
+
+def database_secret(stage: StageTemplates) -> dict[str, str]:
+    """The Aurora secret as the other stacks see it: the secret attached to the cluster."""
+    [attachment] = stage.resources("Data", "AWS::SecretsManager::SecretTargetAttachment")
+    return {"Ref": attachment}
+
+
+def test_the_database_password_is_read_by_the_tasks_not_injected(stage: StageTemplates) -> None:
+    """It rotates: a value injected at start would be refused after a rotation (backend/app/core/db_password.py)."""
+    for unit, main in BACKEND_CONTAINERS:
+        assert "POSTGRES_PASSWORD" not in secrets(containers(stage, unit, main)[main]), main
+        task_role = task_definition(stage, unit, main)["TaskRoleArn"]["Fn::GetAtt"][0]
+        readable = [
+            stage.resolve(unit, dict(resource))[1]
+            for action, resource in permissions(stage, unit, task_role)
+            if action == "secretsmanager:GetSecretValue"
+        ]
+        assert readable == [database_secret(stage)], main
 
 
 def test_datadog_agent_and_log_router_sidecars(stage: StageTemplates) -> None:

@@ -21,12 +21,13 @@ ARM64_LINUX = ecs.RuntimePlatform(
 )
 """Every backend task definition's platform: the backend image is built for arm64."""
 
-# The Aurora secret's JSON fields, by the variable names the backend reads.
+# The Aurora secret's JSON fields that ECS injects at start, by the variable names the backend reads. Not
+# the password: it rotates, so the backend reads it from the secret (POSTGRES_PASSWORD_SECRET_ID) whenever
+# it opens a connection (backend/app/core/db_password.py).
 DATABASE_SECRET_FIELDS = {
     "POSTGRES_HOST": "host",
     "POSTGRES_PORT": "port",
     "POSTGRES_USER": "username",
-    "POSTGRES_PASSWORD": "password",
     "POSTGRES_DB": "dbname",
 }
 
@@ -37,6 +38,11 @@ class BackendSettings:
 
     environment: dict[str, str]
     secrets: dict[str, ecs.Secret]
+    database_secret: secretsmanager.ISecret
+
+    def grant_to(self, task_definition: ecs.TaskDefinition) -> None:
+        """Let the task's processes read the database password (its own role: they read it at run time)."""
+        self.database_secret.grant_read(task_definition.task_role)
 
 
 def backend_settings(
@@ -78,5 +84,6 @@ def backend_settings(
         "WEB_CONCURRENCY": str(config.web_concurrency),
         "DB_POOL_SIZE": str(config.db_pool_size),
         "DB_MAX_OVERFLOW": str(config.db_max_overflow),
+        "POSTGRES_PASSWORD_SECRET_ID": database_secret.secret_arn,
     }
-    return BackendSettings(environment=environment, secrets=secrets)
+    return BackendSettings(environment=environment, secrets=secrets, database_secret=database_secret)

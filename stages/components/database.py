@@ -10,13 +10,11 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from stages.components.network import ISOLATED
+from stages.components.network import ISOLATED, PRIVATE
 from stages.config import EnvironmentConfig
 
 ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_11
 MASTER_USERNAME = "yoctogram"
-
-ROTATION_RUNBOOK = "stages/runbooks/database-credentials.md"
 
 
 class Database(Construct):
@@ -24,8 +22,9 @@ class Database(Construct):
 
     The credentials are generated into Secrets Manager and attached to the cluster, so the secret's
     JSON carries `host`, `port`, `username`, `password` and `dbname`, which the tasks read field by
-    field. Storage is encrypted, backups kept `backup_retention_days`, IAM authentication is on for
-    operators, and in an environment with `retain_data` the cluster is deletion protected and retained.
+    field (the password when they connect: it rotates every `database_rotation_days`; runbook
+    stages/runbooks/database-credentials.md). Storage is encrypted, backups kept
+    `backup_retention_days`, IAM authentication is on for operators, and in an environment with `retain_data` the cluster is deletion protected and retained.
     The PostgreSQL log goes to a log group created here with the configured retention (instead of the
     CDK's log-retention Lambda).
     """
@@ -104,14 +103,12 @@ class Database(Construct):
         self.secret: secretsmanager.ISecret = attached
         credentials.apply_removal_policy(config.removal_policy)
 
-        Validations.of(credentials).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason="The tasks read these master credentials at start, so single-user rotation would break "
-                "new connections of running tasks until a redeploy, and multi-user rotation needs an "
-                "application role that the migrations do not create yet. Rotation is manual, with a forced "
-                f"redeployment, following the runbook {ROTATION_RUNBOOK}.",
-            )
+        # Single-user rotation (the function from AWS's Serverless Application Repository, in the private
+        # subnets: it reaches Secrets Manager through the NAT and the database through its security group).
+        # The tasks read the password when they open a connection and try AWSPENDING when AWSCURRENT is
+        # refused, so neither half of a rotation breaks them (backend/app/core/db_password.py).
+        self.rotation = self.cluster.add_rotation_single_user(
+            automatically_after=cdk.Duration.days(config.database_rotation_days), vpc_subnets=PRIVATE
         )
         if not config.retain_data:
             Validations.of(self.cluster).acknowledge(

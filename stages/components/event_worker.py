@@ -56,6 +56,7 @@ class EventWorker(Construct):
             router_image=router_image,
             datadog_api_key=datadog_api_key,
         )
+        settings.grant_to(self.task_definition)
         self.task_definition.add_container(
             "Worker",
             container_name="worker",
@@ -73,8 +74,8 @@ class EventWorker(Construct):
             cdk.Acknowledgment(
                 id="AwsSolutions-ECS2",
                 reason="The event worker's plain environment is the web task's (names, the queue URL and "
-                "pool sizes, no credential); its database password, SECRET_KEY and signing key come from "
-                "Secrets Manager as ECS secrets.",
+                "pool sizes, the database secret's ARN, no credential); SECRET_KEY and the signing key come "
+                "from Secrets Manager as ECS secrets, the database password from its secret when it connects.",
             )
         )
 

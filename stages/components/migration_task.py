@@ -42,7 +42,7 @@ class MigrationTask(Construct):
             "TaskRole",
             role_name=migration_role_name(config.name, "task"),
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="The migration task: reaches the database only (its credentials are ECS secrets)",
+            description="The migration task: reaches the database only (and reads its password from the secret)",
         )
         self.execution_role = iam.Role(
             self,

@@ -46,6 +46,7 @@ def one_off_task(
         memory_limit_mib=512,
         runtime_platform=ARM64_LINUX,
     )
+    settings.grant_to(task_definition)
     task_definition.add_container(
         name.capitalize(),
         container_name=name,
@@ -60,7 +61,8 @@ def one_off_task(
         cdk.Acknowledgment(
             id="AwsSolutions-ECS2",
             reason=f"{who} gets the service's plain settings so the backend's settings validate (names and "
-            "sizes only); its database credentials are ECS secrets from the Aurora secret.",
+            "sizes only); its database settings are ECS secrets from the Aurora secret, and the password is read "
+            "from that secret (its role may) when it connects.",
         )
     )
     return log_group, task_definition

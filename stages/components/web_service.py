@@ -83,6 +83,7 @@ class WebService(Construct):
             router_image=router_image,
             datadog_api_key=datadog_api_key,
         )
+        settings.grant_to(self.task_definition)
         self.task_definition.add_container(
             "App",
             container_name="app",
@@ -106,8 +107,9 @@ class WebService(Construct):
             cdk.Acknowledgment(
                 id="AwsSolutions-ECS2",
                 reason="The web task's plain environment holds only names and sizes (bucket names, queue URL, "
-                "site URL, Datadog site, pool sizes, the CloudFront key id); every credential reaches the "
-                "containers as an ECS secret from Secrets Manager.",
+                "site URL, Datadog site, pool sizes, the CloudFront key id, the database secret's ARN); every "
+                "credential reaches the containers from Secrets Manager: as ECS secrets, and the database "
+                "password read from its secret when a connection opens.",
             )
         )
 
