@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
@@ -20,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
 from app.core.db import make_engine
+from app.core.errors import DATABASE_UNAVAILABLE
+from app.main import create_app
 from app.migrate import alembic_config
 from devstack.postgres import LocalPostgres
 from devstack.s3server import client
@@ -203,3 +206,32 @@ def test_migrations_read_the_password_from_the_secret(rotating: Rotating, settin
         assert rotating.postgres.psql("SELECT version_num FROM alembic_version", database=database) == head
     finally:
         rotating.postgres.psql(f'DROP DATABASE IF EXISTS "{database}"')
+
+
+async def test_the_api_answers_503_when_the_database_refuses_the_password(
+    rotating: Rotating, settings: Settings
+) -> None:
+    database = settings.database_url.database  # the API tests' database, migrated
+    grants = f'SCHEMA public TO "{rotating.role}"'
+    rotating.postgres.psql(f'GRANT CONNECT ON DATABASE "{database}" TO "{rotating.role}"')
+    rotating.postgres.psql(
+        f"GRANT USAGE ON {grants}; GRANT SELECT ON ALL TABLES IN {grants}", database=database
+    )
+    try:
+        app = create_app(rotating.settings(settings, POSTGRES_DB=database))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                profile = f"/api/v1/users/profile/{uuid.uuid4()}"
+                assert (await http.get(profile)).status_code == 404  # connected, with the secret's password
+                rotating.set_on_database("set-by-hand-elsewhere")
+                await app.state.engine.dispose()  # the next request opens a new connection
+                response = await http.get(profile)
+    finally:
+        revokes = f'SCHEMA public FROM "{rotating.role}"'
+        rotating.postgres.psql(
+            f"REVOKE ALL ON ALL TABLES IN {revokes}; REVOKE ALL ON {revokes}", database=database
+        )
+        rotating.postgres.psql(f'REVOKE ALL ON DATABASE "{database}" FROM "{rotating.role}"')
+    assert response.status_code == 503
+    assert response.json() == {"success": False, "detail": DATABASE_UNAVAILABLE}

@@ -130,6 +130,17 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
         return error_response(503, DATABASE_UNAVAILABLE)
 
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def _database_error(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
+        if str(getattr(exc.orig, "sqlstate", "") or "").startswith("28"):
+            # The database refused the login (SQLSTATE class 28): the password in its secret is not the
+            # database's (stages/runbooks/database-credentials.md). Nothing the client did; it may retry.
+            log.error(
+                "database refused the credentials on %s %s: %s", request.method, request.url.path, exc.orig
+            )
+            return error_response(503, DATABASE_UNAVAILABLE)
+        return await _unexpected(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
