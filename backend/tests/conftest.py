@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import Settings
 from app.core.security import create_access_token
 from app.main import create_app
-from app.migrate import upgrade
+from app.migrate import alembic_config, upgrade
 from app.models import Image, User
 from devstack.postgres import LocalPostgres, free_port
 from devstack.s3server import queue_url
@@ -175,6 +176,23 @@ def auth(settings: Settings) -> Callable[[User], dict[str, str]]:
         return {"Authorization": f"Bearer {create_access_token(user.id, settings)}"}
 
     return headers
+
+
+def migrate_to_head(env: dict[str, str], postgres: LocalPostgres, database: str) -> str:
+    """Run `python -m app.migrate` as the migration task does, with `env`; check `database` is at head.
+    Returns what the command printed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "app.migrate"],
+        cwd=BACKEND,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert postgres.psql("SELECT version_num FROM alembic_version", database=database) == head
+    return result.stdout
 
 
 def backend_env(settings: Settings, **overrides: str) -> dict[str, str]:

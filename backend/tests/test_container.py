@@ -12,7 +12,7 @@ import psutil
 
 from app.core.config import Settings
 
-from .conftest import BACKEND, ServedApi, backend_env
+from .conftest import BACKEND, ServedApi, backend_env, migrate_to_head
 
 DOCKERFILE = (BACKEND / "Dockerfile").read_text()
 
@@ -93,20 +93,6 @@ def test_migrate_command_upgrades_a_database(settings: Settings, postgres_server
     name = f"cmd_{uuid.uuid4().hex[:8]}"
     postgres_server.ensure_database(name)
     env = backend_env(settings, DATABASE_URL=postgres_server.url(database=name))
-    result = subprocess.run(
-        [sys.executable, "-m", "app.migrate"],
-        cwd=BACKEND,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    from alembic.script import ScriptDirectory
-
-    from app.migrate import alembic_config
-
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert postgres_server.psql("SELECT version_num FROM alembic_version", database=name) == head
-    assert '"level": "INFO"' in result.stdout  # JSON logs
+    printed = migrate_to_head(env, postgres_server, name)
+    assert '"level": "INFO"' in printed  # JSON logs
     postgres_server.psql(f'DROP DATABASE "{name}"')

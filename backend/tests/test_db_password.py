@@ -5,8 +5,6 @@ rotation function does it, with no restart of the engine."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -15,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,11 +20,10 @@ from app.core.config import Settings
 from app.core.db import make_engine
 from app.core.errors import DATABASE_UNAVAILABLE
 from app.main import create_app
-from app.migrate import alembic_config
 from devstack.postgres import LocalPostgres
 from devstack.s3server import client
 
-from .conftest import BACKEND, backend_env
+from .conftest import backend_env, migrate_to_head
 
 
 @dataclass
@@ -193,17 +189,7 @@ def test_migrations_read_the_password_from_the_secret(rotating: Rotating, settin
             POSTGRES_DB=database,
             POSTGRES_PASSWORD_SECRET_ID=rotating.secret_id,
         )
-        result = subprocess.run(
-            [sys.executable, "-m", "app.migrate"],
-            cwd=BACKEND,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-        assert rotating.postgres.psql("SELECT version_num FROM alembic_version", database=database) == head
+        migrate_to_head(env, rotating.postgres, database)
     finally:
         rotating.postgres.psql(f'DROP DATABASE IF EXISTS "{database}"')
 
