@@ -17,7 +17,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
-from app.core.middleware import RequestContextMiddleware
+from app.core.middleware import BodySizeLimit, RequestContextMiddleware
 from app.local_site import install_local_site
 from app.services.feed_cache import FeedCache, FeedVersionReader
 from app.services.media_urls import MediaUrlBuilder
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.APP_ENV == "local":
         install_local_site(app, settings)
     app.add_middleware(CachedFeedPages)  # innermost: after CORS and the request id, before routing
+    app.add_middleware(BodySizeLimit, max_bytes=settings.MAX_REQUEST_BODY_BYTES)  # inside CORS: readable 413s
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from app.core.config import Settings
 
 from .conftest import ServedApi
 
@@ -204,3 +207,30 @@ def test_every_answer_of_the_server_matches_the_document(served_api: ServedApi, 
     assert httpx.get(
         f"{served_api.url}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}
     ).is_success
+
+
+async def test_a_body_over_the_limit_is_a_json_413_declared_or_streamed(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    limit = settings.MAX_REQUEST_BODY_BYTES
+    body = b'{"username": "' + b"a" * limit + b'", "password": "x"}'
+    declared = await client.post(
+        "/api/v1/auth/login/", content=body, headers={"content-type": "application/json"}
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it is read
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    streamed = await client.post(
+        "/api/v1/auth/login/", content=chunks(), headers={"content-type": "application/json"}
+    )
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.json() == {
+            "success": False,
+            "detail": f"The request body is larger than {limit} bytes; uploads go to the presigned URL",
+        }
+    # A body within the limit is read and validated as usual.
+    small = await client.post("/api/v1/auth/login/", json={"username": "a" * 300, "password": "x"})
+    assert small.status_code == 422

@@ -66,8 +66,11 @@ TOKEN_REQUIRED: Responses = {
     401: error("Not logged in, or the token is invalid or expired, or its member was deleted since; log in")
 }
 
-UNREADABLE_BODY: Responses = {400: error("The body could not be read (send UTF-8 JSON)")}
-"""Operations with a JSON body: a body that is not text fails before validation."""
+UNREADABLE_BODY: Responses = {
+    400: error("The body could not be read (send UTF-8 JSON)"),
+    413: error("The body is larger than MAX_REQUEST_BODY_BYTES (64 KiB): JSON only, images go to S3"),
+}
+"""Operations with a JSON body: a body that is not text, or too large, fails before validation."""
 
 OPTIONAL_AUTH: dict[str, Any] = {"security": [{}]}
 """`openapi_extra` of operations that take a token but do not need one: FastAPI documents the bearer scheme

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     MEDIA_SIGNING_PRIVATE_KEY: SecretStr | None = None
     MEDIA_URL_WINDOW_SECONDS: int = Field(default=3600, ge=60)
     MAX_UPLOAD_BYTES: int = Field(default=10 * 1024 * 1024, ge=1)
+    # The largest request body the API reads (JSON only: images go straight to S3); larger is a 413.
+    MAX_REQUEST_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
     UPLOAD_URL_EXPIRES_SECONDS: int = Field(default=300, ge=10, le=3600)
     PENDING_MAX_AGE_HOURS: int = Field(default=24, ge=1)
 

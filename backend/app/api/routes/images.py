@@ -9,7 +9,14 @@ from fastapi import APIRouter, Body, Path, Request
 from pydantic import BaseModel, Field
 
 from app.api.deps import CurrentUser, OptionalUser, SessionDep, UrlsDep
-from app.api.responses import DATABASE_DOWN, OPTIONAL_AUTH, TOKEN_OPTIONAL, TOKEN_REQUIRED, error
+from app.api.responses import (
+    DATABASE_DOWN,
+    OPTIONAL_AUTH,
+    TOKEN_OPTIONAL,
+    TOKEN_REQUIRED,
+    UNREADABLE_BODY,
+    error,
+)
 from app.services import images
 from app.services.storage import ImageStorage
 
@@ -74,6 +81,7 @@ _THE_NEW_IMAGE = {
         ),
         **TOKEN_REQUIRED,
         409: error("The account was deleted while the request ran"),
+        413: UNREADABLE_BODY[413],
         422: error("The body is not valid, or its content_type is not an image type"),
     },
 )
