@@ -76,7 +76,7 @@ class BodySizeLimit:
         self.detail = f"The request body is larger than {max_bytes} bytes; uploads go to the presigned URL"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):  # no route reads their bodies
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):
