@@ -20,9 +20,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.config import Settings
-from app.core.errors import CATCH_ALL_ROUTE, allowed_methods, error_response
+from app.core.errors import CATCH_ALL_ROUTE, error_response
 from app.services.media_urls import SignatureError, verify_signed_url
 
 log = logging.getLogger("app.local_site")
@@ -100,13 +101,11 @@ def install_local_site(app: FastAPI, settings: Settings) -> None:
 
     app.add_api_route("/config.json", config_json, methods=["GET"], include_in_schema=False)
 
-    async def web_client(request: Request, path: str) -> Response:
+    async def web_client(path: str) -> Response:
         if path == "api" or path.startswith("api/"):
-            # As without this catch-all (in AWS): an API path that exists for other methods is a 405.
-            allowed = allowed_methods(request)
-            if allowed:
-                return error_response(405, "Method Not Allowed", {"Allow": ", ".join(allowed)})
-            return error_response(404, "Not found")
+            # Answered as without this catch-all (in AWS), by the app's 405 handler: a 405 naming the
+            # methods the path has, or a 404 when it has none.
+            raise StarletteHTTPException(405)
         if dist is None or not (dist / "index.html").exists():
             return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Cache-Control": NO_CACHE})
         candidate = (dist / path).resolve()

@@ -3,7 +3,7 @@
 Every error leaves as JSON `{"success": false, "detail": "..."}` (validation errors add `errors`, one entry
 per invalid field). Routes list the errors they can answer with through the helpers here, each with the
 error model, so a client generated from `/api/v1/openapi.json` gets the right types; the schema fuzz test
-(`backend/tests/test_container.py`) checks every response against the document.
+(`backend/tests/test_openapi.py`) checks every response against the document.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ class SecretPassword:
         self._client = client  # a boto3 Secrets Manager client
         self._secret_id = secret_id
         self._password: str | None = None
-        self.reads = 0  # Secrets Manager calls, for the tests and the logs
+        self.reads = 0  # Secrets Manager calls (the tests check how few)
 
     async def connect(self, **connect_kwargs: Any) -> asyncpg.Connection:
         """`asyncpg.connect(**connect_kwargs)` with the password the database takes now."""

@@ -108,6 +108,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             allowed = allowed_methods(request)
             if not allowed:  # only the local web client's catch-all has the path: as in AWS, no such path
+                # (the catch-all raises a 405 for every /api/ path it gets, and lands here)
                 return error_response(404, "Not found")
             headers["Allow"] = ", ".join(allowed)
         return error_response(exc.status_code, detail, headers or None)
