@@ -1,6 +1,8 @@
-"""Session-wide services for every test tree: a real PostgreSQL and a real S3 + SQS server on loopback.
+"""Session-wide services for every test tree: a real PostgreSQL and a real S3 + SQS server on loopback,
+and (for the tests that need the whole app) a local stack.
 
-Each starts once per test session on a free port, from nothing, with the same code `make up` runs.
+Each starts once per test session, when a test first asks for it, on free ports, from nothing, with the
+same code `make up` runs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.background import LocalStack
 from devstack.keys import ensure_signing_key
 from devstack.postgres import LocalPostgres, free_port
 from devstack.s3server import S3ServerProcess
@@ -66,3 +69,32 @@ def moto_endpoint(s3_server: S3ServerProcess) -> str:
 def signing_key(scratch_dir: Path) -> tuple[str, str]:
     """(private PEM, public PEM) of a media signing key made for this session."""
     return ensure_signing_key(scratch_dir / "keys")
+
+
+def make_local_stack(root: Path) -> LocalStack:
+    """A `python -m devstack up` in `root/local` on free ports, logging to `root/stack.log` (not started)."""
+    root.chmod(0o755)  # when root, PostgreSQL runs as another system user that must reach into it
+    local_dir = root / "local"
+    local_dir.mkdir(exist_ok=True)
+    local_dir.chmod(0o755)
+    return LocalStack(
+        local_dir=local_dir,
+        port=free_port(),
+        s3_port=free_port(),
+        pg_port=free_port(),
+        log_path=root / "stack.log",
+    )
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[LocalStack]:
+    """The whole app on loopback (PostgreSQL, S3 + SQS, API, event worker, compressor), started once per
+    session, exactly as a developer starts it (same module, LOCAL_DIR and ports by environment)."""
+    root = Path(tempfile.mkdtemp(prefix="yoctogram-stack-"))
+    stack = make_local_stack(root)
+    stack.start(timeout=240)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)

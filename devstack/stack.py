@@ -226,7 +226,7 @@ class Stack:
     def build_app_env(self, db_env: dict[str, str], s3_env: dict[str, str]) -> dict[str, str]:
         s = self.settings
         secrets_dir = s.local_dir / "keys"
-        private_pem, _public_pem = keys.ensure_signing_key(secrets_dir)
+        private_pem, public_pem = keys.ensure_signing_key(secrets_dir)
         env = {
             **os.environ,
             "APP_ENV": "local",
@@ -239,6 +239,8 @@ class Stack:
             "MEDIA_BASE_URL": s.site_url,
             "MEDIA_SIGNING_KEY_ID": keys.LOCAL_KEY_ID,
             "MEDIA_SIGNING_PRIVATE_KEY": private_pem,
+            # What the local media gateway trusts (CloudFront's key group in AWS): the key pair's public file.
+            "MEDIA_SIGNING_PUBLIC_KEY": public_pem,
             "FORWARD_FACING_NAME": f"127.0.0.1:{s.port}",
             "FRONTEND_DIST": str(PROJECT / "frontend" / "dist"),
             "PORT": str(s.port),

@@ -8,10 +8,12 @@ anything that does not come through CloudFront), the way a browser goes:
 2. the web page and one of its content-hashed assets, and `config.json`;
 3. the public feed (anonymous), then a fresh account: register, log in, `users/me`;
 4. a public upload: presigned POST straight to S3, confirm, the original through `/images/media`, then
-   the compressor's rendition once the image is `ready`.
+   the compressor's rendition once the image is `ready`;
+5. a private upload, fetched through its signed URL (so a media signing key that CloudFront's key group
+   does not hold, which makes every private image 403, fails the run), and refused without a signature.
 
 Exit 0 when every check passed, 1 otherwise (the failed check says what it got). The account and its
-image are deleted at the end, whatever happened (an account left by a killed run is named `smoke-*`).
+images are deleted at the end, whatever happened (an account left by a killed run is named `smoke-*`).
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class Smoke:
     password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     user_id: str | None = None
     image_id: str | None = None
+    private_image_id: str | None = None
 
     def api(self, path: str) -> str:
         return f"{self.base_url}{API}{path}"
@@ -147,32 +150,72 @@ class Smoke:
         return f"{page.get('count', len(page['results']))} public posts on the first page"
 
     # --- an upload ---------------------------------------------------------------------------------
-    def upload(self) -> str:
+    def _upload(self, privacy: str) -> tuple[str, str]:
+        """Generate, POST straight to S3 and confirm one image: (its id, its state)."""
         made = expect(
-            self.client.post(self.api("/images/upload/public/generate"), json={"content_type": "image/png"}),
+            self.client.post(
+                self.api(f"/images/upload/{privacy}/generate"), json={"content_type": "image/png"}
+            ),
             200,
         ).json()
-        self.image_id = made["id"]
+        image_id = str(made["id"])
+        if privacy == "public":
+            self.image_id = image_id
+        else:
+            self.private_image_id = image_id
         # Straight to S3 with the presigned fields, as the web client does (no API credentials).
         sent = self.anonymous.post(
             made["url"], data=made["fields"], files={"file": ("smoke.png", tiny_png(), "image/png")}
         )
         expect(sent, 200, 201, 204)
-        state = expect(self.client.post(self.api(f"/images/upload/{self.image_id}/confirm")), 200).json()[
-            "state"
-        ]
+        state = expect(self.client.post(self.api(f"/images/upload/{image_id}/confirm")), 200).json()["state"]
         if state not in ("uploaded", "ready"):
-            raise CheckFailed(f"confirm left the image {state!r}")
-        return f"image {self.image_id} {state}"
+            raise CheckFailed(f"confirm left the {privacy} image {state!r}")
+        return image_id, state
 
-    def media(self, what: str = "original") -> str:
-        uri = expect(self.client.get(self.api(f"/images/media/{self.image_id}")), 200).json()["uri"]
+    def upload(self) -> str:
+        image_id, state = self._upload("public")
+        return f"image {image_id} {state}"
+
+    def _fetch_media(self, image_id: str | None, what: str) -> tuple[str, httpx.Response]:
+        uri = expect(self.client.get(self.api(f"/images/media/{image_id}")), 200).json()["uri"]
         url = urljoin(f"{self.base_url}/", uri)
-        got = expect(self.anonymous.get(url), 200)
+        return url, self.anonymous.get(url)
+
+    @staticmethod
+    def _image(url: str, got: httpx.Response, what: str) -> str:
+        expect(got, 200)
         kind = got.headers.get("content-type", "")
         if not kind.startswith("image/"):
             raise CheckFailed(f"the {what} at {url} is {kind!r}, not an image")
         return f"{what}: {len(got.content)} bytes of {kind}"
+
+    def media(self, what: str = "original") -> str:
+        url, got = self._fetch_media(self.image_id, what)
+        return self._image(url, got, what)
+
+    def private_upload(self) -> str:
+        image_id, state = self._upload("private")
+        return f"image {image_id} {state}"
+
+    def private_media(self) -> str:
+        """The private original through its signed URL, and not without the signature."""
+        url, got = self._fetch_media(self.private_image_id, "private original")
+        if "Signature=" not in url:
+            raise CheckFailed(f"the private image's URL is not signed: {url}")
+        if got.status_code == 403:
+            raise CheckFailed(
+                f"the signed URL of a private image answered 403 ({got.text[:120]!r}): the key the API signs "
+                "with (active_media_signing_key and its secret) is not one CloudFront's key group trusts; "
+                "see stages/runbooks/media-signing-key.md"
+            )
+        detail = self._image(url, got, "private original")
+        unsigned = self.anonymous.get(url.split("?", 1)[0])
+        if unsigned.status_code != 403:
+            raise CheckFailed(
+                f"the private image answered {unsigned.status_code} without a signature, not 403"
+            )
+        return f"{detail}; 403 without the signature"
 
     def rendition(self) -> str:
         deadline = time.monotonic() + self.rendition_timeout_s
@@ -192,9 +235,10 @@ class Smoke:
     def cleanup(self) -> str:
         """Delete the image (the route the web client uses), then the account (nothing of the run stays)."""
         done = []
-        if self.image_id is not None:
-            expect(self.client.delete(self.api(f"/images/{self.image_id}")), 200)
-            done.append(f"image {self.image_id}")
+        for image_id in (self.image_id, self.private_image_id):
+            if image_id is not None:
+                expect(self.client.delete(self.api(f"/images/{image_id}")), 200)
+                done.append(f"image {image_id}")
         if self.user_id is not None:
             expect(self.client.delete(self.api("/users/me")), 200)
             done.append(f"account {self.username}")
@@ -212,6 +256,8 @@ class Smoke:
             ("upload", self.upload),
             ("original", self.media),
             ("rendition", self.rendition),
+            ("private upload", self.private_upload),
+            ("private media", self.private_media),
         ]
 
 

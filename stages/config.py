@@ -11,6 +11,7 @@ the stacks looks anything up at synth time, so `cdk synth` runs offline with no 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -57,9 +58,12 @@ class AlarmThresholds:
 class CompressorSettings:
     """The compressor Lambda: its size, how much of it may run at once, and what renditions it makes."""
 
-    reserved_concurrency: int
-    """Upper bound of concurrent invocations, so a burst of uploads cannot starve the account's Lambdas;
-    events beyond it wait in Lambda's async queue (up to `max_event_age_minutes`)."""
+    reserved_concurrency: int | None
+    """Reserved concurrency: an upper bound of concurrent invocations, so a burst of uploads cannot starve
+    the account's other Lambdas (events beyond it wait in Lambda's async queue, up to
+    `max_event_age_minutes`). `None` reserves nothing. Lambda keeps 100 of the account's concurrency
+    unreserved, so a value only deploys where the quota is at least 100 + this: young accounts often have
+    10 or 50, and the App stack's create then fails. `make preflight ENV=<env>` checks the quota."""
     memory_mib: int
     """Also buys CPU: 1024 MB decodes a 12-megapixel JPEG and encodes its WebP in well under the timeout."""
     timeout_seconds: int
@@ -73,6 +77,36 @@ class CompressorSettings:
     """`OUTPUT_FORMAT`: `webp`, or `jpeg` for the JPEG fallback (`.jpg` renditions)."""
     webp_quality: int
     log_level: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MediaSigningKey:
+    """One key pair of the media signing key group: the public half here, the private half in a secret.
+
+    CloudFront trusts every key of the group; the API signs with the active one (`active_media_signing_key`).
+    A rotation adds a key, switches the active one, then removes the old key once the URLs it signed have
+    expired (stages/runbooks/media-signing-key.md).
+    """
+
+    public_key: str
+    """PEM public key (RSA 2048) that CloudFront verifies `/private/*` signed URLs with (not a secret)."""
+    private_key_secret_name: str
+    """Secrets Manager secret (in `region`) holding the private half (PEM), created by the operators."""
+
+    def __post_init__(self) -> None:
+        key = self.public_key.strip()
+        if not (key.startswith("-----BEGIN PUBLIC KEY-----") and key.endswith("-----END PUBLIC KEY-----")):
+            raise ValueError(f"media signing key {self.private_key_secret_name}: not a PEM public key")
+
+    @property
+    def encoded_key(self) -> str:
+        """The PEM as CloudFront stores it (one trailing newline)."""
+        return self.public_key.strip() + "\n"
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, stable digest of the public key: names the key in config, in CloudFront and in ids."""
+        return hashlib.sha256(self.encoded_key.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -154,11 +188,11 @@ class EnvironmentConfig:
 
     # Secrets created outside the stacks (by the operators, once per environment; see the names)
     datadog_api_key_secret_name: str
-    media_signing_private_key_secret_name: str
-    """The private half of `media_signing_public_key` (PEM), the API's `MEDIA_SIGNING_PRIVATE_KEY`."""
-    media_signing_public_key: str
-    """PEM public key that CloudFront trusts for `/private/*` signed URLs (not a secret). Its CloudFront
-    id becomes `MEDIA_SIGNING_KEY_ID`. See stages/runbooks/media-signing-key.md to make or rotate a pair."""
+    media_signing_keys: tuple[MediaSigningKey, ...]
+    """Every key CloudFront's key group trusts for `/private/*`: one, or two during a rotation."""
+    active_media_signing_key: str
+    """Fingerprint of the key the API signs with: its CloudFront id becomes `MEDIA_SIGNING_KEY_ID` and its
+    secret `MEDIA_SIGNING_PRIVATE_KEY`. See stages/runbooks/media-signing-key.md to make or rotate a pair."""
 
     def __post_init__(self) -> None:
         if len(self.availability_zones) != 2:
@@ -194,12 +228,23 @@ class EnvironmentConfig:
         if self.max_db_connections > self.aurora_connection_limit:
             raise ValueError(
                 f"{self.name}: the service may open {self.max_db_connections} database connections, more than "
-                f"the {self.aurora_connection_limit} Aurora allows at {self.aurora_min_acu} ACU (its minimum): "
-                "lower db_pool_size, db_max_overflow, web_concurrency or max_tasks, or raise aurora_min_acu"
+                f"the {self.aurora_connection_limit} Aurora allows with a capacity range of "
+                f"{self.aurora_min_acu}-{self.aurora_max_acu} ACU: lower db_pool_size, db_max_overflow, "
+                "web_concurrency or max_tasks, or raise aurora_max_acu"
             )
-        key = self.media_signing_public_key.strip()
-        if not (key.startswith("-----BEGIN PUBLIC KEY-----") and key.endswith("-----END PUBLIC KEY-----")):
-            raise ValueError(f"{self.name}: media_signing_public_key must be a PEM public key")
+        fingerprints = [key.fingerprint for key in self.media_signing_keys]
+        if not 1 <= len(fingerprints) <= 2:
+            # A key group holds up to 5 keys; more than two means a rotation was never finished.
+            raise ValueError(f"{self.name}: media_signing_keys holds one key, or two during a rotation")
+        if len(set(fingerprints)) != len(fingerprints):
+            raise ValueError(f"{self.name}: media_signing_keys lists the same public key twice")
+        if self.active_media_signing_key not in fingerprints:
+            raise ValueError(
+                f"{self.name}: active_media_signing_key {self.active_media_signing_key!r} is none of the "
+                f"media_signing_keys (their fingerprints: {', '.join(fingerprints)})"
+            )
+        if self.compressor.reserved_concurrency is not None and self.compressor.reserved_concurrency < 1:
+            raise ValueError(f"{self.name}: the compressor's reserved_concurrency is None or at least 1")
 
     @property
     def max_db_connections(self) -> int:
@@ -214,11 +259,25 @@ class EnvironmentConfig:
 
     @property
     def aurora_connection_limit(self) -> int:
-        """Aurora PostgreSQL's `max_connections` at the minimum capacity, where scale-up starts from:
-        LEAST(DBInstanceClassMemory / 9531392, 5000) with about 2 GiB per ACU, less the 3 connections
-        reserved for RDS's own use."""
-        memory = self.aurora_min_acu * 2 * 1024**3
-        return min(int(memory // 9_531_392), 5000) - 3
+        """A conservative estimate of Aurora Serverless v2 PostgreSQL's `max_connections`, less the 3
+        connections reserved for RDS's own use.
+
+        It is a static parameter that Aurora sets from the *maximum* capacity (it does not move as the
+        instance scales): LEAST(DBInstanceClassMemory / 9531392, 5000), with DBInstanceClassMemory the
+        memory of `aurora_max_acu` (about 2 GiB per ACU, less what the engine keeps: 84% at 1 ACU, where
+        AWS documents 189 connections, more at larger sizes, e.g. 3,360 at 16 ACU), and capped at 2,000
+        when the minimum is 0.5 ACU or less. 84% is used for every size, so the estimate never exceeds
+        the real value."""
+        memory = self.aurora_max_acu * 2 * 1024**3 * 0.84
+        limit = min(int(memory // 9_531_392), 5000)
+        if self.aurora_min_acu <= 0.5:
+            limit = min(limit, 2000)
+        return limit - 3
+
+    @property
+    def active_signing_key(self) -> MediaSigningKey:
+        """The media signing key the API signs with."""
+        return next(k for k in self.media_signing_keys if k.fingerprint == self.active_media_signing_key)
 
     @property
     def env(self) -> cdk.Environment:
@@ -258,7 +317,7 @@ class EnvironmentConfig:
 _MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # The compressor's settings that staging and prod share (its author's recommendations).
 _COMPRESSOR = CompressorSettings(
-    reserved_concurrency=5,
+    reserved_concurrency=None,  # each environment says its own (below); preflight checks the quota
     memory_mib=1024,
     timeout_seconds=30,
     retry_attempts=2,
@@ -293,7 +352,7 @@ STAGING = EnvironmentConfig(
     db_max_overflow=0,
     worker_tasks=1,
     worker_cpu=256,
-    worker_memory_mib=512,
+    worker_memory_mib=1024,  # the sidecars reserve 320 MiB (Datadog 256, Fluent Bit 64): Python gets ~700
     pending_cleanup_every_hours=6,
     aurora_min_acu=0.5,
     aurora_max_acu=4,
@@ -319,11 +378,14 @@ STAGING = EnvironmentConfig(
     max_upload_bytes=_MAX_UPLOAD_BYTES,
     # Load tests run against staging from one address and sign many users in at once.
     auth_rate_limit_per_5_minutes=2000,
-    compressor=_COMPRESSOR,
+    # Nothing reserved: a young staging account's concurrency quota (often 10 or 50) cannot spare any.
+    compressor=dataclasses.replace(_COMPRESSOR, reserved_concurrency=None),
     datadog_api_key_secret_name="yoctogram/staging/datadog-api-key",  # noqa: S106 (a name, not a secret)
-    media_signing_private_key_secret_name="yoctogram/staging/media-signing-private-key",  # noqa: S106
-    # placeholder: the adopting team puts the public half of its staging signing key here
-    media_signing_public_key="""-----BEGIN PUBLIC KEY-----
+    # placeholder: the adopting team puts the public half of its staging signing key here, and the
+    # fingerprint that `make preflight` (or a config error) prints for it in active_media_signing_key
+    media_signing_keys=(
+        MediaSigningKey(
+            public_key="""-----BEGIN PUBLIC KEY-----
 MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu8T85V2NFg+IkbH+kn0I
 rwgsv1S/fmSlFNFk4YQgAzabvwORJiV9j0l7XvnuNVjPO0xiMXylYlsuDMVLnc0K
 MPCwgKEku/urZ6VYl8+HLsRRXtaawRFXwkDy0caY3z27Hk7pXkyJe4I0ZDIjc+rh
@@ -333,6 +395,10 @@ TPuTVsMLsYktWXsBPCbeXAmtjXnWE4TBNkNdCEjH/VUtjWIrHiOGPuXRwQdaRiTF
 LQIDAQAB
 -----END PUBLIC KEY-----
 """,
+            private_key_secret_name="yoctogram/staging/media-signing-private-key",  # noqa: S106
+        ),
+    ),
+    active_media_signing_key="f91364b56aa3",
 )
 
 PROD = EnvironmentConfig(
@@ -356,9 +422,12 @@ PROD = EnvironmentConfig(
     db_max_overflow=0,
     worker_tasks=2,
     worker_cpu=256,
-    worker_memory_mib=512,
+    worker_memory_mib=1024,  # the sidecars reserve 320 MiB (Datadog 256, Fluent Bit 64): Python gets ~700
     pending_cleanup_every_hours=6,
-    aurora_min_acu=2,  # ~440 connections: the budget of 10 tasks x 2 workers x 10 fits (max_db_connections)
+    # Not for connections (max_connections follows the maximum, 16 ACU: ~3,000): 2 ACU keeps about 4 GiB of
+    # buffer cache warm for the feeds between bursts (a cold cache reads every page from storage), and it
+    # is the floor Performance Insights / Database Insights need on Serverless v2.
+    aurora_min_acu=2,
     aurora_max_acu=16,
     aurora_readers=1,
     database_name="yoctogram",
@@ -381,11 +450,14 @@ PROD = EnvironmentConfig(
     log_router_base_image=_LOG_ROUTER_BASE_IMAGE,
     max_upload_bytes=_MAX_UPLOAD_BYTES,
     auth_rate_limit_per_5_minutes=300,
+    # Needs an account concurrency quota of at least 120 (`make preflight ENV=prod` checks it).
     compressor=dataclasses.replace(_COMPRESSOR, reserved_concurrency=20),
     datadog_api_key_secret_name="yoctogram/prod/datadog-api-key",  # noqa: S106
-    media_signing_private_key_secret_name="yoctogram/prod/media-signing-private-key",  # noqa: S106
-    # placeholder: the adopting team puts the public half of its prod signing key here
-    media_signing_public_key="""-----BEGIN PUBLIC KEY-----
+    # placeholder: the adopting team puts the public half of its prod signing key here, and the
+    # fingerprint that `make preflight` (or a config error) prints for it in active_media_signing_key
+    media_signing_keys=(
+        MediaSigningKey(
+            public_key="""-----BEGIN PUBLIC KEY-----
 MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAkf10pXk2UCOU8qxbyO4l
 1JUEJjcKGkdBhP9XXmX/QEma97t80Tpi9rnJUV4o0jR+bvx2Yu0Frk5vT0nyeLzE
 RTneyhOSwsVkpBrK+6fQs1NfZzz79cNKEKeJrVHM3FX3UtrucpucsI8FHPyZQ6tJ
@@ -395,6 +467,10 @@ GU7kldEeJOmhLsGRw+Honb4HUNRYJI/YshMctlRfxUzesU5cTHolNchlJ4bWyKZn
 YQIDAQAB
 -----END PUBLIC KEY-----
 """,
+            private_key_secret_name="yoctogram/prod/media-signing-private-key",  # noqa: S106
+        ),
+    ),
+    active_media_signing_key="f4b39a858524",
 )
 
 ENVIRONMENTS: dict[str, EnvironmentConfig] = {config.name: config for config in (STAGING, PROD)}

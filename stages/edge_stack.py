@@ -9,7 +9,7 @@ from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
-from stages.components.media_signing import MediaSigningKey
+from stages.components.media_signing import MediaSigningKeys
 from stages.components.web_acl import EdgeWebAcl
 from stages.config import EnvironmentConfig
 
@@ -21,7 +21,7 @@ class EdgeStack(cdk.Stack):
       attributes): a plain `Certificate` in a stack of that region, not the deprecated
       `DnsValidatedCertificate` and its custom resource.
     - The WAF web ACL (CLOUDFRONT scope exists only in us-east-1).
-    - The media signing public key and its key group. CloudFront keys are global, so they could live
+    - The media signing public keys and their key group. CloudFront keys are global, so they could live
       anywhere; here, because the migration task (deployed before the app stack) and the app both need
       the key id, and this stack deploys before both.
 
@@ -50,4 +50,4 @@ class EdgeStack(cdk.Stack):
             validation=acm.CertificateValidation.from_dns(hosted_zone),
         )
         self.web_acl = EdgeWebAcl(self, "WebAcl", config=config).web_acl
-        self.media_signing = MediaSigningKey(self, "MediaSigning", config=config)
+        self.media_signing = MediaSigningKeys(self, "MediaSigning", config=config)

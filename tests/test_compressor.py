@@ -58,7 +58,8 @@ def test_lambda_is_an_arm64_container_image(stage: StageTemplates, synthesized: 
     assert function["Architectures"] == ["arm64"]
     assert function["MemorySize"] == settings.memory_mib
     assert function["Timeout"] == settings.timeout_seconds
-    assert function["ReservedConcurrentExecutions"] == settings.reserved_concurrency
+    # Only where config reserves some: a reservation the account's quota cannot spare fails the stack.
+    assert function.get("ReservedConcurrentExecutions") == settings.reserved_concurrency
     assert function["FunctionName"] == f"yoctogram-{stage.config.name}-compressor"
     assert "VpcConfig" not in function  # it only talks to S3, over its public endpoint
     assert function["Environment"]["Variables"] == {

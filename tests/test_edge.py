@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
+import aws_cdk as cdk
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from stages.config import STAGING, EnvironmentConfig, MediaSigningKey
+from stages.edge_stack import EdgeStack
 from tests.templates import UNITS, StageTemplates
 
 
@@ -138,10 +145,66 @@ def test_waf_logs_with_retention_and_without_credentials(stage: StageTemplates) 
     ]
 
 
-def test_key_group_trusts_the_configured_public_key(stage: StageTemplates) -> None:
-    [key_id] = stage.resources("Edge", "AWS::CloudFront::PublicKey")
-    key = stage.resources("Edge", "AWS::CloudFront::PublicKey")[key_id]["Properties"]["PublicKeyConfig"]
-    assert key["EncodedKey"] == stage.config.media_signing_public_key.strip() + "\n"
-    assert key["Name"].startswith(f"yoctogram-{stage.config.name}-media-")
+def test_key_group_trusts_the_configured_public_keys(stage: StageTemplates) -> None:
+    keys = stage.resources("Edge", "AWS::CloudFront::PublicKey")
+    assert sorted(k["Properties"]["PublicKeyConfig"]["EncodedKey"] for k in keys.values()) == sorted(
+        key.encoded_key for key in stage.config.media_signing_keys
+    )
+    for key in keys.values():
+        assert key["Properties"]["PublicKeyConfig"]["Name"].startswith(
+            f"yoctogram-{stage.config.name}-media-"
+        )
     [group] = stage.resources("Edge", "AWS::CloudFront::KeyGroup").values()
-    assert group["Properties"]["KeyGroupConfig"]["Items"] == [{"Ref": key_id}]
+    assert sorted(item["Ref"] for item in group["Properties"]["KeyGroupConfig"]["Items"]) == sorted(keys)
+
+
+def _edge_keys(config: EnvironmentConfig) -> tuple[dict[str, str], str]:
+    """Synthesize only an edge stack: its public keys (logical id -> PEM) and the active key's id."""
+    app = cdk.App()
+    edge = EdgeStack(app, "Edge", config=config)
+    template = app.synth().get_stack_by_name(edge.stack_name).template
+    keys = {
+        logical_id: r["Properties"]["PublicKeyConfig"]["EncodedKey"]
+        for logical_id, r in template["Resources"].items()
+        if r["Type"] == "AWS::CloudFront::PublicKey"
+    }
+    return keys, edge.resolve(edge.media_signing.key_id)["Ref"]
+
+
+def _new_key() -> MediaSigningKey:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return MediaSigningKey(public_key=pem.decode(), private_key_secret_name="yoctogram/staging/media-2")
+
+
+def test_a_signing_key_rotation_adds_and_removes_keys_never_changes_one() -> None:
+    """CloudFront cannot change a public key's PEM in place, so no config change may ask CloudFormation to:
+    every key keeps its logical id as long as it is configured, and a new PEM always gets a new one."""
+    old = STAGING.active_signing_key
+    new = _new_key()
+    steps = [
+        STAGING,  # before
+        dataclasses.replace(STAGING, media_signing_keys=(old, new)),  # 1. add the new key
+        dataclasses.replace(  # 2. sign with it
+            STAGING, media_signing_keys=(old, new), active_media_signing_key=new.fingerprint
+        ),
+        dataclasses.replace(  # 3. drop the old one
+            STAGING, media_signing_keys=(new,), active_media_signing_key=new.fingerprint
+        ),
+    ]
+    synthesized = [_edge_keys(config) for config in steps]
+    pem_of: dict[str, str] = {}
+    for keys, _active in synthesized:
+        for logical_id, pem in keys.items():
+            assert pem_of.setdefault(logical_id, pem) == pem, f"{logical_id} would be updated in place"
+    assert len(pem_of) == 2
+    by_pem = {pem: logical_id for logical_id, pem in pem_of.items()}
+    assert [active for _, active in synthesized] == [
+        by_pem[old.encoded_key],
+        by_pem[old.encoded_key],
+        by_pem[new.encoded_key],
+        by_pem[new.encoded_key],
+    ]
+    assert [len(keys) for keys, _ in synthesized] == [1, 2, 2, 1]

@@ -21,15 +21,19 @@ from tests.templates import Synthesized
 
 SITE = "https://staging.example.com"
 IMAGE = "0b5b7f5e-4a51-4a4e-9d0c-7f7a7c1d2e3f"
+PRIVATE_IMAGE = "9c0f3d6a-2b1e-4f5a-8c7d-6e5f4a3b2c1d"
 USER = "6f1c2f0e-9d5b-4c47-8a53-0a8f7c0f9b11"
 
 
 class FakeSite:
     """Just enough of the API, the site and S3 for one smoke run; `fail` names a path to answer 503."""
 
-    def __init__(self, fail: str | None = None) -> None:
+    def __init__(self, fail: str | None = None, trusted_key: bool = True) -> None:
         self.fail = fail
+        self.trusted_key = trusted_key
+        """False: CloudFront's key group does not hold the key the API signs with."""
         self.state = "uploaded"
+        self.deleted_private = False
         self.deleted = False
         self.left = False
         self.username = ""
@@ -52,7 +56,24 @@ class FakeSite:
                 "fields": {"key": f"public/originals/{IMAGE}", "policy": "p", "x-amz-signature": "s"},
                 "id": IMAGE,
             },
+            ("POST", "/api/v1/images/upload/private/generate"): lambda: {
+                "url": "https://private-images.s3.amazonaws.com/",
+                "fields": {
+                    "key": f"private/originals/{PRIVATE_IMAGE}",
+                    "policy": "p",
+                    "x-amz-signature": "s",
+                },
+                "id": PRIVATE_IMAGE,
+            },
             ("POST", f"/api/v1/images/upload/{IMAGE}/confirm"): lambda: {"id": IMAGE, "state": "uploaded"},
+            ("POST", f"/api/v1/images/upload/{PRIVATE_IMAGE}/confirm"): lambda: {
+                "id": PRIVATE_IMAGE,
+                "state": "uploaded",
+            },
+            ("GET", f"/api/v1/images/media/{PRIVATE_IMAGE}"): lambda: {
+                "uri": f"/private/originals/{PRIVATE_IMAGE}?Expires=1&Signature=s&Key-Pair-Id=K1"
+            },
+            ("DELETE", f"/api/v1/images/{PRIVATE_IMAGE}"): self.delete_private,
             ("GET", f"/api/v1/images/media/{IMAGE}"): lambda: {
                 "uri": f"{SITE}/public/{'renditions' if self.state == 'ready' else 'originals'}/{IMAGE}"
             },
@@ -67,9 +88,13 @@ class FakeSite:
             return httpx.Response(200, html='<script type="module" src="/assets/index-abc.js"></script>')
         if path.startswith("/assets/"):
             return httpx.Response(200, text="export {}", headers={"content-type": "text/javascript"})
-        if request.url.host == "public-images.s3.amazonaws.com":
+        if request.url.host in ("public-images.s3.amazonaws.com", "private-images.s3.amazonaws.com"):
             assert b"x-amz-signature" in request.content
             return httpx.Response(204)
+        if path.startswith("/private/"):
+            if "Signature" not in request.url.params or not self.trusted_key:
+                return httpx.Response(403, text="<Error><Code>AccessDenied</Code></Error>")
+            return httpx.Response(200, content=b"\x89PNG...", headers={"content-type": "image/png"})
         if path.startswith("/public/"):
             return httpx.Response(200, content=b"\x89PNG...", headers={"content-type": "image/png"})
         if (method, path) in routes:
@@ -80,6 +105,10 @@ class FakeSite:
         state, self.state = self.state, "ready"  # ready on the second look
         return {"success": True, "count": 1, "results": [{"id": IMAGE, "state": state}], "next_cursor": None}
 
+    def delete_private(self) -> dict[str, Any]:
+        self.deleted_private = True
+        return {"success": True}
+
     def delete(self) -> dict[str, Any]:
         self.deleted = True
         return {"success": True}
@@ -87,6 +116,15 @@ class FakeSite:
     def leave(self) -> dict[str, Any]:
         self.left = True
         return {"success": True}
+
+
+def test_smoke_fails_when_private_images_cannot_be_opened_and_says_why() -> None:
+    """A key group without the API's signing key makes every private image 403: the run must fail."""
+    site = FakeSite(trusted_key=False)
+    passed, lines = run_smoke(site)
+    assert not passed
+    assert lines[-2].startswith("FAIL  private media") and "media-signing-key.md" in lines[-2]
+    assert site.deleted and site.deleted_private and site.left
 
 
 def run_smoke(site: FakeSite) -> tuple[bool, list[str]]:
@@ -103,7 +141,8 @@ def test_smoke_passes_against_a_whole_site_and_deletes_its_image() -> None:
     assert passed, lines
     assert [line.split()[1] for line in lines][:4] == ["API", "API", "web", "config.json"]
     assert any("rendition" in line and line.startswith("ok") for line in lines)
-    assert site.deleted and site.left
+    assert lines[-2].startswith("ok    private media") and "403 without the signature" in lines[-2]
+    assert site.deleted and site.deleted_private and site.left
     # The API's token never goes to S3 (S3 refuses a second way of authenticating).
     assert all(
         not entry.endswith("Bearer token") for entry in site.authorized if entry.startswith("public-images")

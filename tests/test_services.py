@@ -276,7 +276,7 @@ def test_secrets_translated_to_the_apps_names(stage: StageTemplates) -> None:
         ]
         assert secret_key == {"Ref": secret_key_id}
         assert found["MEDIA_SIGNING_PRIVATE_KEY"].endswith(
-            f":secret:{stage.config.media_signing_private_key_secret_name}"
+            f":secret:{stage.config.active_signing_key.private_key_secret_name}"
         )
         assert not set(environment(container)) & SECRET_SETTINGS
 

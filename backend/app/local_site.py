@@ -1,8 +1,8 @@
 """What CloudFront does in AWS, done by the API process locally (APP_ENV=local only).
 
 - `/public/*` and `/private/*`: the media gateway. Streams objects from the S3 server; private URLs must
-  carry a valid CloudFront-style signature that has not expired (checked with the public half of the
-  signing key, exactly as CloudFront checks it), else 403.
+  carry a valid CloudFront-style signature that has not expired (checked with MEDIA_SIGNING_PUBLIC_KEY,
+  the local key group, exactly as CloudFront checks it), else 403.
 - `/config.json`: the web client's runtime settings.
 - every other path that is not under `/api/`: the web client (`FRONTEND_DIST`); paths without a file
   load `index.html`, so client-side routes survive a reload. Hashed assets are cached forever,
@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.config import Settings
 from app.core.errors import CATCH_ALL_ROUTE, error_response
-from app.services.media_urls import SignatureError, verify_signed_url
+from app.services.media_urls import SignatureError, load_public_key, verify_signed_url
 
 log = logging.getLogger("app.local_site")
 
@@ -48,6 +48,9 @@ def _chunks(body: Any, size: int = 64 * 1024) -> Iterator[bytes]:
 def install_local_site(app: FastAPI, settings: Settings) -> None:
     """Add the gateway, config.json and the web client to `app` (after every API route)."""
     dist = Path(settings.FRONTEND_DIST).resolve() if settings.FRONTEND_DIST else None
+    trusted_key = (
+        load_public_key(settings.MEDIA_SIGNING_PUBLIC_KEY) if settings.MEDIA_SIGNING_PUBLIC_KEY else None
+    )
 
     async def media(request: Request, privacy: str, rest: str) -> Response:
         key = f"{privacy}/{rest}"
@@ -61,7 +64,7 @@ def install_local_site(app: FastAPI, settings: Settings) -> None:
                     expires=query.get("Expires"),
                     signature=query.get("Signature"),
                     key_pair_id=query.get("Key-Pair-Id"),
-                    public_key=request.app.state.urls.public_key,
+                    public_key=trusted_key or request.app.state.urls.public_key,
                     expected_key_id=settings.MEDIA_SIGNING_KEY_ID,
                 )
             except SignatureError as error:

@@ -58,12 +58,12 @@ def backend_settings(
 ) -> BackendSettings:
     """Translate the stage's resources into the variables of `backend/app/core/config.py`.
 
-    The CloudFront signing key pair is made outside the stacks (its public half is in config and in the
-    edge stack's key group, whose key id is `media_signing_key_id`), so the private key's secret is
-    imported into `scope` by the name in config.
+    The CloudFront signing key pairs are made outside the stacks (their public halves are in config and in
+    the edge stack's key group; the active one's key id is `media_signing_key_id`), so the active private
+    key's secret is imported into `scope` by the name in config.
     """
     media_signing_private_key = secretsmanager.Secret.from_secret_name_v2(
-        scope, "MediaSigningPrivateKey", config.media_signing_private_key_secret_name
+        scope, "MediaSigningPrivateKey", config.active_signing_key.private_key_secret_name
     )
     secrets = {
         variable: ecs.Secret.from_secrets_manager(database_secret, field)

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     DB_POOL_SIZE: int = Field(default=10, ge=1, le=100)
     DB_MAX_OVERFLOW: int = Field(default=0, ge=0, le=100)
     DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
+    # How long opening a connection may take (TCP, TLS, login): a database that does not answer is a 503
+    # within this, not a request hanging. A statement gets DB_STATEMENT_TIMEOUT_MS plus this much before
+    # the connection is given up for dead (the server would have cancelled it by then).
+    DB_CONNECT_TIMEOUT: float = Field(default=3.0, gt=0, le=60)
     DB_STATEMENT_TIMEOUT_MS: int = Field(default=10_000, ge=0)
     # Feed pages kept per worker process, checked against the database's feed version on every request
     # (README, "The feed cache"); 0 turns the cache off. The check keeps one of the pool's connections.
@@ -52,6 +56,10 @@ class Settings(BaseSettings):
     MEDIA_BASE_URL: str = "http://127.0.0.1:8000"
     MEDIA_SIGNING_KEY_ID: str = ""
     MEDIA_SIGNING_PRIVATE_KEY: SecretStr | None = None
+    # Local only: the public key (PEM) the media gateway trusts, as CloudFront trusts its key group's keys;
+    # without it, the signing key's own public half. A key the gateway does not trust makes every private
+    # image 403 locally, as in AWS.
+    MEDIA_SIGNING_PUBLIC_KEY: str | None = None
     MEDIA_URL_WINDOW_SECONDS: int = Field(default=3600, ge=60)
     MAX_UPLOAD_BYTES: int = Field(default=10 * 1024 * 1024, ge=1)
     # The largest request body the API reads (JSON only: images go straight to S3); larger is a 413.

@@ -61,6 +61,13 @@ def load_private_key(pem: str) -> rsa.RSAPrivateKey:
     return key
 
 
+def load_public_key(pem: str) -> rsa.RSAPublicKey:
+    key = serialization.load_pem_public_key(pem.encode())
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("MEDIA_SIGNING_PUBLIC_KEY must be an RSA public key (CloudFront key groups use RSA)")
+    return key
+
+
 class MediaUrlBuilder:
     """Builds download URLs; one instance per process (made in the app's lifespan)."""
 
