@@ -7,6 +7,12 @@ notifications, so a restore never replays upload events into the queue. Then it 
 setup of DESIGN.md: both images buckets, CORS, the event queue and its dead-letter queue, and the
 buckets' notifications of `ObjectCreated` under originals and renditions to that queue.
 
+In front of moto sits `devstack.s3auth.S3Gateway`, which checks what S3 checks and moto does not: a
+presigned POST's signature, expiry and every policy condition (with S3's own errors), and a SigV4
+signature by the local access key on every other request. The server accepts one access key: the
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY of its environment (`local` / `local` when unset), the same
+variables every process of the local stack signs with.
+
 Run: python -m devstack.s3server --port 8001 --state-dir .local/s3
 It prints one line `READY <endpoint>` when it serves, and stops cleanly on SIGTERM or SIGINT.
 """
@@ -27,6 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from devstack.s3auth import Credentials, S3Gateway
 
 log = logging.getLogger("devstack.s3server")
 
@@ -53,15 +61,21 @@ class Layout:
 
 
 def client(service: str, endpoint_url: str) -> Any:
-    """A boto3 client for the local server (dummy credentials, fixed region)."""
+    """A boto3 client for the local server (the local credentials of this environment, fixed region).
+
+    SigV4 throughout, as the app's own client: boto3's default presigned POST is still SigV2, which S3
+    (and so the local server) no longer accepts.
+    """
     import boto3  # imported on first use: it is slow to import, and not every process needs it
+    from botocore.config import Config
 
     return boto3.client(
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID") or "local",
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or "local",
+        config=Config(signature_version="s3v4") if service == "s3" else None,
     )
 
 
@@ -214,12 +228,18 @@ class Snapshot:
 
 
 class S3ServerProcess:
-    """This server as a child process (for the tests and benchmarks)."""
+    """This server as a child process (for the tests and benchmarks).
 
-    def __init__(self, port: int, state_dir: Path | None = None) -> None:
+    It accepts `credentials` (default: those of this process's environment, as `client` uses them).
+    """
+
+    def __init__(
+        self, port: int, state_dir: Path | None = None, credentials: Credentials | None = None
+    ) -> None:
         self.port = port
         self.endpoint_url = f"http://127.0.0.1:{port}"
         self.state_dir = state_dir
+        self.credentials = credentials or Credentials.from_env()
         self.process: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 60) -> None:
@@ -235,9 +255,15 @@ class S3ServerProcess:
         ]
         if self.state_dir:
             args += ["--state-dir", str(self.state_dir)]
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": self.credentials.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.credentials.secret_key,
+        }
         self.process = subprocess.Popen(
             args,
             cwd=Path(__file__).resolve().parent.parent,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -269,18 +295,28 @@ class S3ServerProcess:
 
 def serve(port: int, state_dir: Path | None, layout: Layout, interval: float = 1.0) -> None:
     """Run until SIGTERM/SIGINT: restore, set up, print READY, snapshot every `interval` seconds."""
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    credentials = Credentials.from_env()
+    # This process's own clients (setup, snapshot) sign with the credentials the server accepts.
+    os.environ["AWS_ACCESS_KEY_ID"] = credentials.access_key
+    os.environ["AWS_SECRET_ACCESS_KEY"] = credentials.secret_key
+    app = S3Gateway(
+        DomainDispatcherApplication(create_backend_app), credentials, allowed_origin=layout.allowed_origin
+    )
     try:
-        server.start()
+        server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     except OSError as error:
         print(f"ERROR cannot listen on 127.0.0.1:{port}: {error}", flush=True)
         sys.exit(2)
-    host, bound_port = server.get_host_and_port()
-    endpoint = f"http://{host}:{bound_port}"
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    thread = threading.Thread(target=server.serve_forever, name="s3-server", daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
 
     snapshot = Snapshot(state_dir, endpoint) if state_dir else None
     restored = snapshot.restore() if snapshot else 0
@@ -302,7 +338,8 @@ def serve(port: int, state_dir: Path | None, layout: Layout, interval: float = 1
                 log.exception("S3 snapshot failed; will retry")
     if snapshot:
         snapshot.save()
-    server.stop()
+    server.shutdown()
+    thread.join()
 
 
 def main(argv: list[str] | None = None) -> None:
