@@ -38,6 +38,10 @@ ASSET_IMAGE = codebuild.LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0
 """arm64: both images are arm64, and building them on x86 needs emulation (slow, and it fails)."""
 
 
+CONNECTION_PREFIXES = ("codeconnections", "codestar-connections")
+"""The service prefixes of a CodeConnections connection's ARN and actions (renamed in 2024; both live)."""
+
+
 def cdk_cli_version() -> str:
     """The CDK CLI that package.json pins: the self-mutation step installs the same one."""
     package = json.loads((REPO_ROOT / "package.json").read_text())
@@ -140,7 +144,13 @@ class PipelineStack(cdk.Stack):
             ),
             asset_publishing_code_build_defaults=pipelines.CodeBuildOptions(
                 build_environment=codebuild.BuildEnvironment(
-                    build_image=ASSET_IMAGE, compute_type=codebuild.ComputeType.LARGE
+                    build_image=ASSET_IMAGE,
+                    compute_type=codebuild.ComputeType.LARGE,
+                    # Lambda refuses an image index with a provenance attestation, which newer Docker
+                    # (buildx) adds by default; ECS would take it. Plain single-platform manifests only.
+                    environment_variables={
+                        "BUILDX_NO_DEFAULT_ATTESTATIONS": codebuild.BuildEnvironmentVariable(value="1")
+                    },
                 ),
                 cache=codebuild.Cache.local(codebuild.LocalCacheMode.DOCKER_LAYER),
             ),
@@ -221,6 +231,7 @@ class PipelineStack(cdk.Stack):
         )
 
         self.pipeline.build_pipeline()
+        self._grant_connection_use(config.connection_arn)
         self._pin_security_check_cli()
         self.pipeline.pipeline.notify_on(
             "NotifyOnFailure",
@@ -232,6 +243,30 @@ class PipelineStack(cdk.Stack):
         support = {id(s.stack): s.stack for s in self.pipeline.pipeline.cross_region_support.values()}
         support.pop(id(self), None)
         self.acknowledged: set[Known] = acknowledge_known_findings([self, *support.values()])
+
+    def _grant_connection_use(self, connection_arn: str) -> None:
+        """Let the Source action use the connection, whatever its ARN's service prefix.
+
+        CDK Pipelines grants only `codestar-connections:UseConnection`, but connections made since 2024
+        (console, or `aws codeconnections create-connection`) have `arn:aws:codeconnections:` ARNs, and
+        IAM matches an action's prefix to the resource's: the first run would fail at Source. Both
+        actions, on the ARN under both prefixes (the same connection, as AWS's managed policy does).
+        """
+        source_stage = self.pipeline.pipeline.node.find_child("Source")
+        roles = [
+            child
+            for child in source_stage.node.find_all()
+            if isinstance(child, iam.Role) and child.node.id == "CodePipelineActionRole"
+        ]
+        assert len(roles) == 1, f"expected one Source action role, found {len(roles)}"
+        service, rest = connection_arn.split(":")[2], ":".join(connection_arn.split(":")[3:])
+        assert service in CONNECTION_PREFIXES, connection_arn
+        roles[0].add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[f"{prefix}:UseConnection" for prefix in CONNECTION_PREFIXES],
+                resources=[f"arn:aws:{prefix}:{rest}" for prefix in CONNECTION_PREFIXES],
+            )
+        )
 
     def _pin_security_check_cli(self) -> None:
         """Make `ConfirmPermissionsBroadening` install the CDK CLI that package.json pins.

@@ -219,3 +219,44 @@ class PipelineView:
 
     def path(self, logical_id: str) -> str:
         return str(self.resources[logical_id].get("Metadata", {}).get("aws:cdk:path", ""))
+
+
+# --- IAM: what a policy lets a principal do --------------------------------------------------------------
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_statements(template: dict[str, Any], role_logical_id: str) -> list[dict[str, Any]]:
+    """Every statement of the identity policies a template attaches to one of its roles (inline and
+    `AWS::IAM::Policy` resources)."""
+    resources = template["Resources"]
+    found = [
+        statement
+        for inline in resources[role_logical_id]["Properties"].get("Policies", [])
+        for statement in as_list(inline["PolicyDocument"]["Statement"])
+    ]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role_logical_id} in resource["Properties"].get(
+            "Roles", []
+        ):
+            found += as_list(resource["Properties"]["PolicyDocument"]["Statement"])
+    return found
+
+
+def _matches(pattern: Any, value: str) -> bool:
+    """IAM's wildcard match (`*`, `?`; actions case-insensitively), for plain strings only."""
+    import fnmatch
+
+    return isinstance(pattern, str) and fnmatch.fnmatchcase(value.lower(), pattern.lower())
+
+
+def allows(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
+    """Whether some Allow statement names `action` on `resource` (conditions aside) and no Deny does."""
+
+    def covers(statement: dict[str, Any]) -> bool:
+        return any(_matches(a, action) for a in as_list(statement.get("Action", []))) and any(
+            r == resource or _matches(r, resource) for r in as_list(statement.get("Resource", []))
+        )
+
+    effects = {s["Effect"] for s in statements if covers(s)}
+    return "Allow" in effects and "Deny" not in effects

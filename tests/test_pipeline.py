@@ -7,9 +7,9 @@ import re
 from typing import Any
 
 from pipeline.commands import LOAD_TEST, MIGRATE, NODE_VERSION, PYTHON_VERSION, SMOKE, SYNTH
-from pipeline.pipeline_stack import CDK_ASSETS_VERSION
+from pipeline.pipeline_stack import CDK_ASSETS_VERSION, CONNECTION_PREFIXES
 from stages.config import PIPELINE, PROD, STAGING
-from tests.templates import ROOT, PipelineView, Synthesized
+from tests.templates import ROOT, PipelineView, Synthesized, allows, role_statements
 
 STAGES = {"Staging": STAGING, "Prod": PROD}
 UNITS = ("edge", "network", "data", "migrations", "app")
@@ -55,6 +55,30 @@ def test_source_is_the_configured_connection_and_a_push_starts_a_run(pipeline: P
     assert configuration["FullRepositoryId"] == PIPELINE.repository
     assert configuration["BranchName"] == PIPELINE.branch
     assert configuration.get("DetectChanges", True) in (True, "true")
+
+
+def test_source_role_may_use_the_connection_whatever_its_arn_prefix(pipeline: PipelineView) -> None:
+    """IAM needs the action's prefix to match the resource's: `codeconnections:` ARNs (every connection
+    made since 2024) need `codeconnections:UseConnection`, older ones `codestar-connections:...`."""
+    [source] = pipeline.actions("Source")
+    role = source["RoleArn"]["Fn::GetAtt"][0]
+    statements = role_statements(pipeline.raw, role)
+    rest = PIPELINE.connection_arn.split(":", 3)[3]
+    for prefix in CONNECTION_PREFIXES:
+        assert allows(statements, f"{prefix}:UseConnection", f"arn:aws:{prefix}:{rest}"), prefix
+
+
+def test_every_asset_build_makes_images_lambda_accepts(pipeline: PipelineView) -> None:
+    """Lambda refuses images with provenance attestations (an OCI index), which buildx adds by default."""
+    publishing = [
+        action
+        for stage, action in pipeline.all_actions()
+        if action["ActionTypeId"]["Provider"] == "CodeBuild"
+        if stage == "Assets" or any("cdk-assets" in c for c in pipeline.commands(pipeline.project(action)))
+    ]
+    assert publishing
+    for action in publishing:
+        assert pipeline.project_env(action).get("BUILDX_NO_DEFAULT_ATTESTATIONS") == "1", action["Name"]
 
 
 def test_self_mutation_with_the_pinned_cli(pipeline: PipelineView) -> None:
