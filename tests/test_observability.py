@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.templates import StageTemplates
+from tests.templates import StageTemplates, Synthesized
 
 
 def alarms(stage: StageTemplates) -> dict[str, dict[str, Any]]:
@@ -114,3 +114,97 @@ def test_cleanup_alarm_watches_the_schedule(stage: StageTemplates) -> None:
     alarm = alarms(stage)[f"yoctogram-{stage.config.name}-pending-cleanup-failed"]
     assert alarm["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": rule_id}}]
     assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 3600, 1)
+
+
+# Who publishes to a topic, by what points at it: an alarm action, an EventBridge rule's target, a CodeStar
+# notification rule's target.
+PUBLISHERS = {
+    ("AWS::CloudWatch::Alarm", "AlarmActions"): "cloudwatch.amazonaws.com",
+    ("AWS::CloudWatch::Alarm", "OKActions"): "cloudwatch.amazonaws.com",
+    ("AWS::CloudWatch::Alarm", "InsufficientDataActions"): "cloudwatch.amazonaws.com",
+    ("AWS::Events::Rule", "Targets"): "events.amazonaws.com",
+    ("AWS::CodeStarNotifications::NotificationRule", "Targets"): "codestar-notifications.amazonaws.com",
+}
+
+
+def topic_publishers(template: dict[str, Any]) -> dict[str, set[str]]:
+    """Topic logical id -> the services that some resource of the template makes publish to it."""
+    topics = {k for k, r in template["Resources"].items() if r["Type"] == "AWS::SNS::Topic"}
+    found: dict[str, set[str]] = {topic: set() for topic in topics}
+    for resource in template["Resources"].values():
+        for (kind, field), service in PUBLISHERS.items():
+            if resource["Type"] != kind:
+                continue
+            for target in resource["Properties"].get(field, []):
+                if isinstance(target, dict) and ("Arn" in target or "TargetAddress" in target):
+                    target = target.get("Arn", target.get("TargetAddress"))
+                ref = target.get("Ref") if isinstance(target, dict) else None
+                if ref in topics:
+                    found[ref].add(service)
+    return found
+
+
+def service_allowed(statements: list[dict[str, Any]], service: str, action: str) -> bool:
+    for statement in statements:
+        principals = statement.get("Principal", {})
+        services = principals.get("Service", []) if isinstance(principals, dict) else []
+        services = [services] if isinstance(services, str) else services
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if (
+            statement["Effect"] == "Allow"
+            and service in services
+            and any(a == action or (a.endswith("*") and action.startswith(a[:-1])) for a in actions)
+        ):
+            return True
+    return False
+
+
+def every_template(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    found = {f"{name}/{unit}": t for name, s in synthesized.stages.items() for unit, t in s.raw.items()}
+    assert synthesized.top is not None
+    return {**found, **synthesized.top.raw}
+
+
+def test_every_topic_lets_its_publishers_publish(synthesized: Synthesized) -> None:
+    """A topic policy replaces SNS's default, and an encrypted topic needs its key: whatever publishes to a
+    topic (alarms, rules, notification rules) must be allowed by both, or its messages vanish."""
+    checked = 0
+    for name, template in every_template(synthesized).items():
+        resources = template["Resources"]
+        for topic, services in topic_publishers(template).items():
+            policies = [
+                r["Properties"]["PolicyDocument"]["Statement"]
+                for r in resources.values()
+                if r["Type"] == "AWS::SNS::TopicPolicy" and {"Ref": topic} in r["Properties"]["Topics"]
+            ]
+            key = resources[topic]["Properties"].get("KmsMasterKeyId")
+            key_id = (key.get("Ref") or key.get("Fn::GetAtt", [None])[0]) if isinstance(key, dict) else None
+            for service in services:
+                checked += 1
+                for statements in policies:
+                    assert service_allowed(statements, service, "sns:Publish"), (name, topic, service)
+                if key_id is not None:
+                    key_statements = resources[key_id]["Properties"]["KeyPolicy"]["Statement"]
+                    for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+                        assert service_allowed(key_statements, service, action), (
+                            name,
+                            topic,
+                            service,
+                            action,
+                        )
+    assert checked >= 4  # both stages' alarms and cleanup rule, the pipeline's notifications
+
+
+def test_alarms_may_publish_only_from_this_environment(stage: StageTemplates) -> None:
+    [policy] = stage.resources("App", "AWS::SNS::TopicPolicy").values()
+    [statement] = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if isinstance(s["Principal"], dict) and s["Principal"].get("Service") == "cloudwatch.amazonaws.com"
+    ]
+    source = statement["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert source == (
+        f"arn:aws:cloudwatch:{stage.config.region}:{stage.config.account}:alarm:yoctogram-{stage.config.name}-*"
+    )
+    for alarm_name in alarms(stage):
+        assert alarm_name.startswith(f"yoctogram-{stage.config.name}-")

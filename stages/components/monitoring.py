@@ -61,6 +61,24 @@ class Monitoring(Construct):
         for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):  # alarms; failed scheduled runs
             topic_key.grant(iam.ServicePrincipal(service), "kms:Decrypt", "kms:GenerateDataKey*")
         self.topic = sns.Topic(self, "AlarmTopic", master_key=topic_key, enforce_ssl=True)
+        # A topic policy replaces SNS's default one, which let the account's alarms publish: without this,
+        # alarm history says "not authorized to perform: SNS:Publish" and nobody hears of any alarm.
+        stack = cdk.Stack.of(self)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisEnvironment",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}"
+                        f":alarm:yoctogram-{config.name}-*"
+                    },
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                },
+            )
+        )
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         action = cloudwatch_actions.SnsAction(self.topic)
