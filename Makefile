@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed
 FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html \
 	frontend/vite.config.js frontend/package.json frontend/package-lock.json
 
-.PHONY: help up down reset logs seed loadtest capacity test test-ci rehearse bench lint format venv reset-venv synth frontend
+.PHONY: help up down reset logs seed loadtest capacity test test-ci rehearse preflight bench lint format venv reset-venv synth frontend
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ test-ci: $(STAMP) $(NODE_STAMP) frontend lint ## The pipeline's synth step: lint
 
 rehearse: $(STAMP) $(NODE_STAMP) frontend ## The pipeline's steps, here, in order, up to the prod approval (the local stack stands in for staging)
 	@$(PY) scripts/rehearse.py $(REHEARSE_ARGS)
+
+preflight: $(STAMP) $(NODE_STAMP) ## Read-only check of an account before the first push (ENV=staging|prod|pipeline, default all; PREFLIGHT_ARGS=--offline)
+	@$(PY) -m pipeline.preflight --env "$(or $(ENV),all)" $(PREFLIGHT_ARGS)
 
 bench: $(STAMP) $(NODE_STAMP) frontend ## Measure the API, the compressor and the build against their targets (about 12 min; not part of `make test`)
 	@$(PY) -m pip install --quiet -r bench/requirements.txt
