@@ -9,10 +9,13 @@ import aws_cdk as cdk
 from aws_cdk import Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_rds as rds
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stages import names
 from stages.components.backend_settings import backend_settings
 from stages.components.cdn import Cdn
 from stages.components.compressor import Compressor
@@ -55,15 +58,25 @@ class AppStack(PinnedStack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, config=config, **kwargs)
-        settings = backend_settings(
-            self,
-            config=config,
-            database_secret=data.database.secret,
-            secret_key=data.secret_key,
-            media_signing_key_id=media_signing_key_id,
-            public_bucket_name=data.public_images_bucket_name,
-            private_bucket_name=data.private_images_bucket_name,
-            event_queue_url=data.event_queue.queue_url,
+        settings = backend_settings(self, config=config, media_signing_key_id=media_signing_key_id)
+        # What the network and data stacks named from config, imported by name (see `stages.names`).
+        cluster = ecs.Cluster.from_cluster_attributes(
+            self, "Cluster", cluster_name=names.ecs_cluster(config), vpc=network.vpc
+        )
+        event_queue, dead_letter_queue = (
+            sqs.Queue.from_queue_attributes(
+                self,
+                construct_id,
+                queue_arn=self.format_arn(service="sqs", resource=queue_name),
+                queue_url=names.queue_url(config, queue_name),
+            )
+            for construct_id, queue_name in (
+                ("EventQueue", names.event_queue(config)),
+                ("EventDeadLetters", names.event_dead_letter_queue(config)),
+            )
+        )
+        database = rds.DatabaseCluster.from_database_cluster_attributes(
+            self, "Database", cluster_identifier=names.database_cluster_identifier(config)
         )
         datadog_api_key = secretsmanager.Secret.from_secret_name_v2(
             self, "DatadogApiKey", config.datadog_api_key_secret_name
@@ -85,7 +98,7 @@ class AppStack(PinnedStack):
         origin_verify = secretsmanager.Secret(
             self,
             "OriginVerify",
-            secret_name=f"yoctogram/{config.name}/origin-verify",
+            secret_name=names.origin_verify_secret(config),
             description="X-Origin-Verify: the header CloudFront adds to requests for the load balancer",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=48, exclude_punctuation=True
@@ -107,7 +120,7 @@ class AppStack(PinnedStack):
             self,
             "Web",
             config=config,
-            cluster=network.cluster,
+            cluster=cluster,
             task_security_group=task_security_group,
             image=image,
             router_image=router_image,
@@ -142,13 +155,13 @@ class AppStack(PinnedStack):
             self,
             "EventWorker",
             config=config,
-            cluster=network.cluster,
+            cluster=cluster,
             task_security_group=task_security_group,
             image=image,
             router_image=router_image,
             settings=settings,
             datadog_api_key=datadog_api_key,
-            queue=data.event_queue,
+            queue=event_queue,
         )
         grant_image_objects(
             self.worker.task_definition.task_role,
@@ -162,7 +175,7 @@ class AppStack(PinnedStack):
             self,
             "PendingCleanup",
             config=config,
-            cluster=network.cluster,
+            cluster=cluster,
             task_security_group=task_security_group,
             image=image,
             settings=settings,
@@ -208,9 +221,9 @@ class AppStack(PinnedStack):
             target_group=self.web.target_group,
             web_service=self.web.service,
             worker_service=self.worker.service,
-            database=data.database.cluster,
-            queue=data.event_queue,
-            dead_letter_queue=data.event_dead_letter_queue,
+            database=database,
+            queue=event_queue,
+            dead_letter_queue=dead_letter_queue,
             compressor_failures=self.compressor.failures,
             cleanup_rule=self.cleanup.rule,
         )

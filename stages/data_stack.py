@@ -10,6 +10,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from stages import names
 from stages.components.access_logs import AccessLogsBucket
 from stages.components.database import Database
 from stages.components.event_queue import EventQueue
@@ -62,7 +63,7 @@ class DataStack(PinnedStack):
         self.secret_key = secretsmanager.Secret(
             self,
             "SecretKey",
-            secret_name=f"yoctogram/{config.name}/secret-key",
+            secret_name=names.secret_key_secret(config),
             description="SECRET_KEY of the Yoctogram API (token signing)",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=64, exclude_punctuation=True

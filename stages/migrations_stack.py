@@ -12,7 +12,6 @@ from stages.components.backend_settings import backend_settings
 from stages.components.migration_task import MigrationTask
 from stages.components.task_roles import acknowledge_image_pull
 from stages.config import EnvironmentConfig
-from stages.data_stack import DataStack
 from stages.pinned_stack import PinnedStack
 
 
@@ -26,21 +25,11 @@ class MigrationsStack(PinnedStack):
         *,
         config: EnvironmentConfig,
         image: ecs.ContainerImage,
-        data: DataStack,
         media_signing_key_id: str,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, config=config, **kwargs)
-        settings = backend_settings(
-            self,
-            config=config,
-            database_secret=data.database.secret,
-            secret_key=data.secret_key,
-            media_signing_key_id=media_signing_key_id,
-            public_bucket_name=data.public_images_bucket_name,
-            private_bucket_name=data.private_images_bucket_name,
-            event_queue_url=data.event_queue.queue_url,
-        )
+        settings = backend_settings(self, config=config, media_signing_key_id=media_signing_key_id)
         self.migration = MigrationTask(self, "Migration", config=config, image=image, settings=settings)
         acknowledge_image_pull(self.migration.task_definition)
         self.outputs = {

@@ -9,6 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
+from stages import names
 from stages.components.network import PRIVATE, Network
 from stages.config import EnvironmentConfig
 from stages.pinned_stack import PinnedStack
@@ -29,7 +30,11 @@ class NetworkStack(PinnedStack):
         self.vpc = self.network.vpc
 
         self.cluster = ecs.Cluster(
-            self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+            self,
+            "Cluster",
+            cluster_name=names.ecs_cluster(config),
+            vpc=self.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
         self.task_security_group = ec2.SecurityGroup(
             self,

@@ -77,7 +77,6 @@ class YoctogramStage(cdk.Stage):
             "Migrations",
             config=config,
             image=self.backend_image,
-            data=self.data,
             media_signing_key_id=self.edge.media_signing.key_id,
         )
         self.app = AppStack(
@@ -91,6 +90,11 @@ class YoctogramStage(cdk.Stage):
             media_signing_key_id=self.edge.media_signing.key_id,
             frontend_build=frontend_build,
         )
+        # The migrations and the app import the data stack's resources by name (no reference to order them).
+        for consumer in (self.migrations, self.app):
+            consumer.add_stack_dependency(
+                self.data, "the data stack's secrets, queues and database come first"
+            )
         # The pipeline runs the migration task between these two (DESIGN: "Deploy order").
         self.app.add_stack_dependency(
             self.migrations, "the schema is migrated before new code serves traffic"

@@ -46,6 +46,41 @@ class StageTemplates:
             return other, self.raw[other]["Outputs"][ref["OutputName"]]["Value"]
         return unit, value
 
+    NAME_PROPERTIES = (
+        "Name",
+        "QueueName",
+        "ClusterName",
+        "DBClusterIdentifier",
+        "BucketName",
+        "LogGroupName",
+    )
+
+    def owner(self, unit: str, value: Any) -> tuple[str, str]:
+        """(unit, logical id) of the resource a value in `unit` stands for: a reference (weak ones
+        followed), or one of the fixed names (`stages.names`) as a name, an ARN or a queue URL."""
+        unit, value = self.resolve(unit, value)
+        if isinstance(value, dict) and "Ref" in value:
+            return unit, value["Ref"]
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            return unit, value["Fn::GetAtt"][0]
+        if isinstance(value, dict) and "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            if all(isinstance(part, str) for part in parts):
+                value = separator.join(parts)
+        assert isinstance(value, str), value
+        for other in UNITS:
+            for logical_id, resource in self.raw[other]["Resources"].items():
+                properties = resource.get("Properties", {})
+                for key in self.NAME_PROPERTIES:
+                    name = properties.get(key)
+                    if isinstance(name, str) and (
+                        value == name
+                        or value.endswith((f":{name}", f"/{name}", f":{name}-??????"))
+                        or value.rstrip("*").endswith(f":secret:{name}-??????")
+                    ):
+                        return other, logical_id
+        raise AssertionError(f"no resource of the stage is named by {value!r}")
+
     def region(self, unit: str) -> str:
         """The region of one stack, from the cloud assembly (`aws://account/region`)."""
         artifacts = self.manifest["artifacts"].values()

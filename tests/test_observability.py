@@ -62,7 +62,7 @@ def test_dead_letter_alarm_watches_the_dead_letter_queue(stage: StageTemplates) 
     alarm = alarms(stage)[f"yoctogram-{stage.config.name}-event-dead-letters"]
     [dimension] = alarm["Dimensions"]
     assert dimension["Name"] == "QueueName"
-    assert stage.resolve("App", dimension["Value"])[1] == {"Fn::GetAtt": [dlq_id, "QueueName"]}
+    assert stage.owner("App", dimension["Value"]) == ("Data", dlq_id)
 
 
 def test_compressor_failure_alarm_watches_its_failure_queue(stage: StageTemplates) -> None:

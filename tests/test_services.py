@@ -255,26 +255,21 @@ def test_tasks_accept_only_the_load_balancer(stage: StageTemplates) -> None:
 
 
 def test_secrets_translated_to_the_apps_names(stage: StageTemplates) -> None:
-    database_secret_output = None
     for unit, main in BACKEND_CONTAINERS:
         container = containers(stage, unit, main)[main]
         found = secrets(container)
         assert set(found) == SECRET_SETTINGS, main
         for variable, field in DATABASE_SECRET_FIELDS.items():
-            arn, suffix = found[variable]["Fn::Join"][1]
-            assert suffix == f":{field}::", variable
-            _, value = stage.resolve(unit, arn)
-            database_secret_output = database_secret_output or value
-            assert value == database_secret_output  # every field from the one Aurora secret
-        [attachment] = stage.resources("Data", "AWS::SecretsManager::SecretTargetAttachment")
-        assert database_secret_output == {"Ref": attachment}
-        _, secret_key = stage.resolve(unit, found["SECRET_KEY"])
+            arn, suffix = found[variable].rsplit(":", 3)[0], found[variable].split(":", 7)[7]
+            assert suffix == f"{field}::", variable
+            # every field from the one Aurora secret, named by its fixed name
+            assert stage.owner(unit, arn) == ("Data", database_secret(stage)), variable
         [secret_key_id] = [
             k
             for k, s in stage.resources("Data", "AWS::SecretsManager::Secret").items()
             if s["Properties"]["Name"].endswith("/secret-key")
         ]
-        assert secret_key == {"Ref": secret_key_id}
+        assert stage.owner(unit, found["SECRET_KEY"]) == ("Data", secret_key_id)
         assert found["MEDIA_SIGNING_PRIVATE_KEY"].endswith(
             f":secret:{stage.config.active_signing_key.private_key_secret_name}"
         )
@@ -298,20 +293,26 @@ def test_plain_settings(stage: StageTemplates) -> None:
         assert env["WEB_CONCURRENCY"] == str(config.web_concurrency)
         pool = ("1", "0") if main == "cleanup" else (str(config.db_pool_size), str(config.db_max_overflow))
         assert (env["DB_POOL_SIZE"], env["DB_MAX_OVERFLOW"]) == pool, main
-        _, queue_url = stage.resolve(unit, env["EVENT_QUEUE_URL"])
         [queue_id] = [
             k
             for k, q in stage.resources("Data", "AWS::SQS::Queue").items()
             if "RedrivePolicy" in q["Properties"]
         ]
-        assert queue_url == {"Ref": queue_id}
-        assert stage.resolve(unit, env["POSTGRES_PASSWORD_SECRET_ID"]) == ("Data", database_secret(stage))
+        assert env["EVENT_QUEUE_URL"].startswith(
+            f"https://sqs.{config.region}.amazonaws.com/{config.account}/"
+        )
+        assert stage.owner(unit, env["EVENT_QUEUE_URL"]) == ("Data", queue_id)
+        assert stage.owner(unit, env["POSTGRES_PASSWORD_SECRET_ID"]) == ("Data", database_secret(stage))
 
 
-def database_secret(stage: StageTemplates) -> dict[str, str]:
-    """The Aurora secret as the other stacks see it: the secret attached to the cluster."""
-    [attachment] = stage.resources("Data", "AWS::SecretsManager::SecretTargetAttachment")
-    return {"Ref": attachment}
+def database_secret(stage: StageTemplates) -> str:
+    """The Aurora secret's logical id (generated, attached to the cluster)."""
+    [secret] = [
+        k
+        for k, s in stage.resources("Data", "AWS::SecretsManager::Secret").items()
+        if s["Properties"]["Name"].endswith("/database")
+    ]
+    return secret
 
 
 def test_the_database_password_is_read_by_the_tasks_not_injected(stage: StageTemplates) -> None:
@@ -320,11 +321,11 @@ def test_the_database_password_is_read_by_the_tasks_not_injected(stage: StageTem
         assert "POSTGRES_PASSWORD" not in secrets(containers(stage, unit, main)[main]), main
         task_role = task_definition(stage, unit, main)["TaskRoleArn"]["Fn::GetAtt"][0]
         readable = [
-            stage.resolve(unit, dict(resource))[1]
+            stage.owner(unit, resource if isinstance(resource, str) else dict(resource))
             for action, resource in permissions(stage, unit, task_role)
             if action == "secretsmanager:GetSecretValue"
         ]
-        assert readable == [database_secret(stage)], main
+        assert readable == [("Data", database_secret(stage))], main
 
 
 def test_datadog_agent_and_log_router_sidecars(stage: StageTemplates) -> None:
@@ -483,8 +484,7 @@ def test_event_worker_consumes_the_queue(stage: StageTemplates) -> None:
         k for k, q in stage.resources("Data", "AWS::SQS::Queue").items() if "RedrivePolicy" in q["Properties"]
     ]
     sqs = {(a, r) for a, r in permissions(stage, "App", task_role(stage, "worker")) if a.startswith("sqs:")}
-    queue_arn = {"Fn::GetAtt": [queue_id, "Arn"]}
-    assert {action for action, resource in sqs if stage.resolve("App", resource)[1] == queue_arn} >= {
+    assert {action for action, resource in sqs if stage.owner("App", resource) == ("Data", queue_id)} >= {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
@@ -547,9 +547,8 @@ def test_pending_cleanup_runs_on_a_schedule_in_private_subnets(stage: StageTempl
     [run_task] = [
         st for st in policy["Properties"]["PolicyDocument"]["Statement"] if st["Action"] == "ecs:RunTask"
     ]
-    _, cluster_arn = stage.resolve("App", run_task["Condition"]["ArnEquals"]["ecs:cluster"])
     [cluster_id] = stage.resources("Network", "AWS::ECS::Cluster")
-    assert cluster_arn == {"Fn::GetAtt": [cluster_id, "Arn"]}
+    assert stage.owner("App", run_task["Condition"]["ArnEquals"]["ecs:cluster"]) == ("Network", cluster_id)
 
 
 def test_migration_task_roles_have_the_names_the_pipeline_may_pass(stage: StageTemplates) -> None:
@@ -578,7 +577,7 @@ def test_a_failed_cleanup_run_is_published_to_the_alarm_topic(stage: StageTempla
     assert {"stopCode": ["TaskFailedToStart"]} in detail["$or"]
     [cluster] = detail["clusterArn"]
     [cluster_id] = stage.resources("Network", "AWS::ECS::Cluster")
-    assert stage.resolve("App", cluster)[1] == {"Fn::GetAtt": [cluster_id, "Arn"]}
+    assert stage.owner("App", cluster) == ("Network", cluster_id)
     [target] = rule["Targets"]
     [topic_id] = stage.resources("App", "AWS::SNS::Topic")
     assert target["Arn"] == {"Ref": topic_id}

@@ -8,6 +8,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from stages import names
 from stages.config import EnvironmentConfig
 
 CONTAINER_PORT = 8000
@@ -46,22 +47,23 @@ class BackendSettings:
 
 
 def backend_settings(
-    scope: Construct,
-    *,
-    config: EnvironmentConfig,
-    database_secret: secretsmanager.ISecret,
-    secret_key: secretsmanager.ISecret,
-    media_signing_key_id: str,
-    public_bucket_name: str,
-    private_bucket_name: str,
-    event_queue_url: str,
+    scope: Construct, *, config: EnvironmentConfig, media_signing_key_id: str
 ) -> BackendSettings:
     """Translate the stage's resources into the variables of `backend/app/core/config.py`.
+
+    The data stack's secrets, buckets and queue are named from config (`stages.names`), so they are
+    imported here by name: the templates hold the names, not a cross-stack lookup per use.
 
     The CloudFront signing key pairs are made outside the stacks (their public halves are in config and in
     the edge stack's key group; the active one's key id is `media_signing_key_id`), so the active private
     key's secret is imported into `scope` by the name in config.
     """
+    database_secret = secretsmanager.Secret.from_secret_name_v2(
+        scope, "DatabaseSecret", names.database_secret(config)
+    )
+    secret_key = secretsmanager.Secret.from_secret_name_v2(
+        scope, "SecretKey", names.secret_key_secret(config)
+    )
     media_signing_private_key = secretsmanager.Secret.from_secret_name_v2(
         scope, "MediaSigningPrivateKey", config.active_signing_key.private_key_secret_name
     )
@@ -77,13 +79,13 @@ def backend_settings(
         "FORWARD_FACING_NAME": config.domain_name,
         "MEDIA_BASE_URL": config.site_url,
         "MEDIA_SIGNING_KEY_ID": media_signing_key_id,
-        "PUBLIC_IMAGES_BUCKET": public_bucket_name,
-        "PRIVATE_IMAGES_BUCKET": private_bucket_name,
-        "EVENT_QUEUE_URL": event_queue_url,
+        "PUBLIC_IMAGES_BUCKET": names.images_bucket(config, "public"),
+        "PRIVATE_IMAGES_BUCKET": names.images_bucket(config, "private"),
+        "EVENT_QUEUE_URL": names.queue_url(config, names.event_queue(config)),
         "MAX_UPLOAD_BYTES": str(config.max_upload_bytes),
         "WEB_CONCURRENCY": str(config.web_concurrency),
         "DB_POOL_SIZE": str(config.db_pool_size),
         "DB_MAX_OVERFLOW": str(config.db_max_overflow),
-        "POSTGRES_PASSWORD_SECRET_ID": database_secret.secret_arn,
+        "POSTGRES_PASSWORD_SECRET_ID": names.database_secret(config),
     }
     return BackendSettings(environment=environment, secrets=secrets, database_secret=database_secret)

@@ -10,6 +10,7 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from stages import names
 from stages.components.network import ISOLATED, PRIVATE
 from stages.config import EnvironmentConfig
 
@@ -38,7 +39,7 @@ class Database(Construct):
         vpc: ec2.IVpc,
     ) -> None:
         super().__init__(scope, construct_id)
-        cluster_identifier = f"yoctogram-{config.name}"
+        cluster_identifier = names.database_cluster_identifier(config)
         self.port = config.database_port
 
         self.security_group = ec2.SecurityGroup(
@@ -51,7 +52,7 @@ class Database(Construct):
         log_group = logs.LogGroup(
             self,
             "PostgresqlLog",
-            log_group_name=f"/aws/rds/cluster/{cluster_identifier}/postgresql",
+            log_group_name=names.database_log_group(config),
             retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
@@ -63,7 +64,7 @@ class Database(Construct):
             "Credentials",
             username=MASTER_USERNAME,
             dbname=config.database_name,
-            secret_name=f"yoctogram/{config.name}/database",
+            secret_name=names.database_secret(config),
         )
         self.cluster = rds.DatabaseCluster(
             self,

@@ -10,6 +10,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stages import names
 from stages.components.image_events import objects_created
 from stages.components.images_buckets import ORIGINALS, RENDITIONS
 from stages.config import EnvironmentConfig
@@ -30,6 +31,7 @@ class EventQueue(Construct):
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetters",
+            queue_name=names.event_dead_letter_queue(config),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
@@ -38,6 +40,7 @@ class EventQueue(Construct):
         self.queue = sqs.Queue(
             self,
             "Queue",
+            queue_name=names.event_queue(config),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             visibility_timeout=cdk.Duration.seconds(120),

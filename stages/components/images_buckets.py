@@ -7,6 +7,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stages import names
 from stages.config import EnvironmentConfig
 
 PRIVACIES = ("public", "private")
@@ -97,11 +98,11 @@ class ImagesBucket(Construct):
 
 
 def images_bucket_name(config: EnvironmentConfig, privacy: str) -> str:
-    """Deterministic, globally unique bucket name, e.g. `yoctogram-staging-public-images-111111111111`.
+    """Deterministic, globally unique bucket name (`stages.names.images_bucket`).
 
     Known at synth time so task policies and their cdk-nag acknowledgments name the real ARN.
     """
-    return f"yoctogram-{config.name}-{privacy}-images-{config.account}"
+    return names.images_bucket(config, privacy)
 
 
 class ImagesBuckets(Construct):

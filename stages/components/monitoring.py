@@ -41,7 +41,7 @@ class Monitoring(Construct):
         target_group: elbv2.ApplicationTargetGroup,
         web_service: ecs.FargateService,
         worker_service: ecs.FargateService,
-        database: rds.DatabaseCluster,
+        database: rds.IDatabaseCluster,
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         compressor_failures: sqs.IQueue,
@@ -156,7 +156,9 @@ class Monitoring(Construct):
         self.database_capacity = alarm(
             "DatabaseCapacityAtMax",
             "database-capacity-at-max",
-            database.metric_serverless_database_capacity(period=cdk.Duration.minutes(5), statistic="Maximum"),
+            database.metric(
+                "ServerlessDatabaseCapacity", period=cdk.Duration.minutes(5), statistic="Maximum"
+            ),
             config.aurora_max_acu,
             "Aurora Serverless v2 has been at its configured maximum ACU for 15 minutes.",
         )
@@ -265,7 +267,7 @@ class Monitoring(Construct):
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Aurora",
-                left=[database.metric_serverless_database_capacity(statistic="Maximum")],
+                left=[database.metric("ServerlessDatabaseCapacity", statistic="Maximum")],
                 right=[database.metric_database_connections(), database.metric_cpu_utilization()],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(value=config.aurora_max_acu, label="max ACU"),
