@@ -3,7 +3,8 @@
 CDK Pipelines has no local runner; this runs the very commands of the pipeline's CodeBuild steps (they
 are written once, in `pipeline/commands.py`) so a step that would fail after a push fails here first:
 
-    Build      Synth: `make test-ci`, `make synth` (lint, unit and infrastructure tests; synth, cdk-nag, cfn-lint)
+    Build      Preflight (not a pipeline step): the placeholders `make preflight` lists, as a warning
+               Synth: `make test-ci`, `make synth` (lint, unit and infrastructure tests; synth, cdk-nag, cfn-lint)
     Staging    the local stack (`python -m devstack up`, its own folder and free ports) stands in for the
                deployed stage; the migrations, the smoke test, a short Locust run with the `local`
                profile and the capacity review run against it
@@ -66,12 +67,19 @@ class Entry:
     skip: str | None = None
     """Why nothing here can stand in for it."""
     marker: str | None = None
-    """`stack`: start the local stack (the stage's deployment); `approval`: stop here."""
+    """`stack`: start the local stack (the stage's deployment); `approval`: stop here; `preflight`: the
+    offline part of `make preflight`."""
+
+
+PREFLIGHT = "python -m pipeline.preflight --offline"
+"""The placeholders of stages/config.py. The shipped config is placeholders by design, so here they are a
+warning; before a first push `make preflight ENV=...` checks the accounts and fails on them."""
 
 
 def plan() -> list[Entry]:
     """The pipeline's steps in the order the pipeline runs them, up to the prod approval."""
     return [
+        Entry("Build", "Preflight", marker="preflight"),
         Entry("Build", SYNTH.name, step=SYNTH),
         Entry("UpdatePipeline", "SelfMutate", skip=GENERATED["SelfMutate"]),
         Entry("Assets", "Assets", skip=GENERATED["Assets"]),
@@ -111,7 +119,7 @@ def database_env(stack: LocalStack) -> dict[str, str]:
 @dataclass
 class Result:
     entry: Entry
-    status: str  # ok, FAILED, skipped, stand-in, not run
+    status: str  # ok, warn, FAILED, skipped, stand-in, not run
     seconds: float = 0.0
     note: str = ""
 
@@ -157,6 +165,8 @@ class Rehearsal:
             return True
         if entry.marker == "stack":
             return self.start_stack(entry)
+        if entry.marker == "preflight":
+            return self.preflight(entry)
         if entry.marker == "approval":
             where = self.review or "(no capacity review: the load test did not run)"
             self.record(
@@ -165,6 +175,21 @@ class Rehearsal:
             return True
         assert entry.step is not None
         return self.run_step(entry, entry.step)
+
+    def preflight(self, entry: Entry) -> bool:
+        """Lists the placeholders: `warn` while any is left (exit 1); FAILED only if preflight itself fails."""
+        say(f"{entry.stage}/{entry.name}: $ {PREFLIGHT}")
+        started = time.monotonic()
+        code = subprocess.run(["bash", "-c", PREFLIGHT], cwd=ROOT, env=self.base_env, check=False).returncode  # noqa: S603, S607
+        seconds = time.monotonic() - started
+        if code == 0:
+            self.record(Result(entry, "ok", seconds, "no placeholder left in stages/config.py"))
+        elif code == 1:
+            note = "stages/config.py holds placeholders (above): replace them, then `make preflight ENV=...`"
+            self.record(Result(entry, "warn", seconds, note))
+        else:
+            self.record(Result(entry, "FAILED", seconds, f"`{PREFLIGHT}` exited {code}"))
+        return code in (0, 1)
 
     def start_stack(self, entry: Entry) -> bool:
         started = time.monotonic()
@@ -258,6 +283,8 @@ def print_plan() -> None:
             print("    the local stack (`python -m devstack up`) stands in for the stage's deployment")
         elif entry.marker == "approval":
             print("    stop: a person approves here; the capacity review's path is printed")
+        elif entry.marker == "preflight":
+            print(f"    run       {PREFLIGHT}  (not a pipeline step: placeholders left are a warning here)")
         elif entry.step is not None:
             main = (*entry.step.build, *entry.step.post_build)
             if all(local_text(c) is None for c in main):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from pipeline.commands import GENERATED, IMAGE_SCAN
+from pipeline.preflight.placeholders import locate
+from stages.config import STAGING
 from tests.templates import ROOT, PipelineView
 
 # CDK Pipelines' own line that links an additional input (the cloud assembly) into a step's folder.
@@ -125,3 +128,27 @@ def test_the_plan_lists_every_command(rehearse: ModuleType, capsys: pytest.Captu
     listed = capsys.readouterr().out
     for command in rehearsed_commands(rehearse):
         assert command in listed
+
+
+def test_the_rehearsal_starts_with_the_offline_preflight(
+    rehearse: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = rehearse.plan()[0]
+    assert (first.stage, first.name, first.marker) == ("Build", "Preflight", "preflight")
+    assert first.step is None  # not a pipeline step: nothing the pipeline runs is added
+    assert rehearse.main(["--list"]) == 0
+    assert f"run       {rehearse.PREFLIGHT}" in capsys.readouterr().out
+
+
+def test_placeholders_are_a_warning_in_the_rehearsal(
+    rehearse: ModuleType, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    rehearsal = rehearse.Rehearsal(tmp_path, None)
+    first = rehearse.plan()[0]
+    assert rehearsal.do(first) is True  # the rehearsal goes on
+    [result] = rehearsal.results
+    assert result.status == "warn"
+    assert "make preflight ENV=" in result.note
+    listed = capfd.readouterr().out
+    for placeholder in locate(STAGING):  # the shipped config is placeholders by design
+        assert placeholder.where in listed
