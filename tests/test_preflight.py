@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
-from pipeline.preflight import checks
+from pipeline.preflight import checks, names
 from pipeline.preflight.checks import (
     MIN_BOOTSTRAP_VERSION,
     READ_ACCESS,
@@ -902,6 +902,28 @@ def test_a_leftover_bucket_log_group_or_cluster_is_fixed(world: World) -> None:
     assert items[f"bucket yoctogram-staging-public-images-{ACCOUNT}"].status is Status.OK
 
 
+def test_a_leftover_queue_or_ecs_cluster_is_fixed(world: World) -> None:
+    queue = world.client("sqs").create_queue(QueueName="yoctogram-staging-events")["QueueUrl"]
+    world.client("ecs").create_cluster(clusterName="yoctogram-staging")
+    world.no_cluster()
+    items = names_items(world)
+    leftover = items["queue yoctogram-staging-events"]
+    assert leftover.status is Status.FIX
+    assert f"aws sqs delete-queue --region us-west-2 --queue-url {queue}" in leftover.fix
+    assert items["queue yoctogram-staging-events-dlq"].status is Status.OK
+    cluster = items["ECS cluster yoctogram-staging"]
+    assert cluster.status is Status.FIX
+    assert "aws ecs delete-cluster --region us-west-2 --cluster yoctogram-staging" in cluster.fix
+
+
+def test_a_deleted_ecs_cluster_leaves_its_name_free(world: World) -> None:
+    ecs = world.client("ecs")
+    ecs.create_cluster(clusterName="yoctogram-staging")
+    ecs.delete_cluster(cluster="yoctogram-staging")
+    world.no_cluster()
+    assert names_items(world)["ECS cluster yoctogram-staging"].status is Status.OK
+
+
 def test_the_names_of_a_deployed_stack_are_its_own(world: World) -> None:
     create_stack(world, world.config.stack_name("data"))
     world.client("secretsmanager").create_secret(Name="yoctogram/staging/secret-key", SecretString="x")
@@ -928,9 +950,13 @@ def test_a_stack_left_in_rollback_complete_is_fixed(world: World) -> None:
         },
         {"StackName": "yoctogram-staging-data"},
     )
-    stub.add_client_error(
-        "describe_stacks", "ValidationError", "Stack with id yoctogram-staging-app does not exist", 400
-    )
+    for unit in ("app", "network"):  # the other stacks of us-west-2 that name resources
+        stub.add_client_error(
+            "describe_stacks",
+            "ValidationError",
+            f"Stack with id yoctogram-staging-{unit} does not exist",
+            400,
+        )
     world.no_cluster()
     items = names_items(world)
     stack = items["stack yoctogram-staging-data"]
@@ -943,11 +969,15 @@ def test_a_stack_left_in_rollback_complete_is_fixed(world: World) -> None:
 
 # --- the checks stay true to the stacks (one synthesis, shared with the infrastructure tests) ----------------
 NAMED = {
-    "AWS::SecretsManager::Secret": ("secret", "Name"),
-    "AWS::S3::Bucket": ("bucket", "BucketName"),
-    "AWS::Logs::LogGroup": ("log group", "LogGroupName"),
-    "AWS::RDS::DBCluster": ("database cluster", "DBClusterIdentifier"),
+    "AWS::SecretsManager::Secret": (names.SECRET, "Name"),
+    "AWS::S3::Bucket": (names.BUCKET, "BucketName"),
+    "AWS::Logs::LogGroup": (names.LOG_GROUP, "LogGroupName"),
+    "AWS::RDS::DBCluster": (names.DB_CLUSTER, "DBClusterIdentifier"),
+    "AWS::ECS::Cluster": (names.ECS_CLUSTER, "ClusterName"),
+    "AWS::SQS::Queue": (names.QUEUE, "QueueName"),
 }
+"""The kinds of resource that can outlive their stack (retained, in a recovery window, re-created by their
+service) or whose name stays taken a while (a queue's, 60 s), by the property that names them."""
 
 
 @pytest.mark.parametrize("name", ["staging", "prod"])

@@ -22,7 +22,9 @@ from cryptography.hazmat.primitives import serialization
 from pipeline.preflight.names import (
     BUCKET,
     DB_CLUSTER,
+    ECS_CLUSTER,
     LOG_GROUP,
+    QUEUE,
     SECRET,
     FixedName,
     compressor_function_name,
@@ -648,6 +650,32 @@ def name_is_free(ctx: Context, fixed: FixedName) -> Item:
             "snapshot and delete it if it is not needed: aws rds delete-db-cluster --region "
             f"{region} --db-cluster-identifier {fixed.name} --final-db-snapshot-identifier {fixed.name}-final "
             "(its instances first: aws rds delete-db-instance)",
+        )
+    if fixed.kind == QUEUE:
+        sqs = ctx.aws.client("sqs", region)
+        try:
+            url = sqs.get_queue_url(QueueName=fixed.name)["QueueUrl"]
+        except ClientError as error:
+            if error_code(error) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+                raise
+            return ok(group, title, "free")
+        return fix(
+            group,
+            title,
+            "exists, outside the stack that creates it",
+            f"if its messages are not needed: aws sqs delete-queue --region {region} --queue-url {url} "
+            "(SQS frees the name 60 seconds later)",
+        )
+    if fixed.kind == ECS_CLUSTER:
+        found = ctx.aws.client("ecs", region).describe_clusters(clusters=[fixed.name])["clusters"]
+        # A deleted cluster stays listed as INACTIVE for a while; its name can be used again.
+        if not any(cluster.get("status") == "ACTIVE" for cluster in found):
+            return ok(group, title, "free")
+        return fix(
+            group,
+            title,
+            "exists (ACTIVE), outside the stack that creates it",
+            f"stop its services and tasks, then: aws ecs delete-cluster --region {region} --cluster {fixed.name}",
         )
     raise ValueError(f"unknown kind {fixed.kind!r}")
 

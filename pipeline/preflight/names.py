@@ -1,22 +1,34 @@
-"""The names the stage's stacks give their resources that can outlive a stack.
+"""The names the stage's stacks give their resources, where each one lives, and which can collide.
 
 A first create fails when one of these already exists: a retained bucket, log group or cluster of an
 earlier deployment, a secret in its deletion recovery window, a Lambda log group that the function
-re-created after its stack was deleted. tests/test_preflight.py checks this list against every
-fixed name of these kinds in the synthesized templates, so it cannot drift from the stacks.
+re-created after its stack was deleted. The list is `stages.names.fixed_names` (the names the stacks
+themselves use), plus the log groups named in their components, with each one's region.
+tests/test_preflight.py checks it against every fixed name of these kinds in the synthesized templates.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.components.images_buckets import PRIVACIES, images_bucket_name
+from stages import names
 from stages.config import EDGE_REGION, EnvironmentConfig
 
 SECRET = "secret"  # noqa: S105 (a kind of resource, not a secret)
 BUCKET = "bucket"
 LOG_GROUP = "log group"
 DB_CLUSTER = "database cluster"
+ECS_CLUSTER = "ECS cluster"
+QUEUE = "queue"
+KINDS = {
+    "secret": SECRET,
+    "bucket": BUCKET,
+    "log-group": LOG_GROUP,
+    "db-cluster": DB_CLUSTER,
+    "ecs-cluster": ECS_CLUSTER,
+    "queue": QUEUE,
+}
+"""`stages.names.FixedName.kind` -> how the checklist says it."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +36,7 @@ class FixedName:
     kind: str
     name: str
     unit: str
-    """The deployment unit whose stack creates it: `data`, `app`, `edge`."""
+    """The deployment unit whose stack creates it: `data`, `network`, `app`, `edge`."""
     region: str
 
 
@@ -33,25 +45,12 @@ def compressor_function_name(config: EnvironmentConfig) -> str:
     return f"yoctogram-{config.name}-compressor"
 
 
-def db_cluster_identifier(config: EnvironmentConfig) -> str:
-    """stages/components/database.py: the Aurora cluster's identifier."""
-    return f"yoctogram-{config.name}"
-
-
 def fixed_names(config: EnvironmentConfig) -> list[FixedName]:
-    """Every secret, bucket, log group and database cluster that a stack of `config`'s stage names itself."""
-    region = config.region
-    cluster = db_cluster_identifier(config)
+    """Every name a stack of `config`'s stage gives a resource of a kind that can outlive the stack."""
     return [
-        # stages/data_stack.py and stages/components/database.py
-        FixedName(SECRET, f"yoctogram/{config.name}/database", "data", region),
-        FixedName(SECRET, f"yoctogram/{config.name}/secret-key", "data", region),
-        *(FixedName(BUCKET, images_bucket_name(config, privacy), "data", region) for privacy in PRIVACIES),
-        FixedName(LOG_GROUP, f"/aws/rds/cluster/{cluster}/postgresql", "data", region),
-        FixedName(DB_CLUSTER, cluster, "data", region),
-        # stages/app_stack.py and stages/components/compressor.py
-        FixedName(SECRET, f"yoctogram/{config.name}/origin-verify", "app", region),
-        FixedName(LOG_GROUP, f"/aws/lambda/{compressor_function_name(config)}", "app", region),
-        # stages/components/web_acl.py (edge stack, us-east-1)
+        *(FixedName(KINDS[f.kind], f.name, f.stack, config.region) for f in names.fixed_names(config)),
+        # Not in stages.names (nothing else refers to them by name): the Lambda service re-creates its log
+        # group when a deleted function's last invocations log; the WAF's lives in us-east-1.
+        FixedName(LOG_GROUP, f"/aws/lambda/{compressor_function_name(config)}", "app", config.region),
         FixedName(LOG_GROUP, f"aws-waf-logs-yoctogram-{config.name}", "edge", EDGE_REGION),
     ]
