@@ -36,6 +36,10 @@ _RETENTION = {
 }
 
 
+KEEP_ALIVE_MARGIN_SECONDS = 15
+"""How much longer than the load balancer's idle timeout the API keeps an idle connection open."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AlarmThresholds:
     """Where an alarm fires; chosen per environment so staging can be noisier than prod."""
@@ -144,6 +148,10 @@ class EnvironmentConfig:
     """ALB requests per target per minute that autoscaling aims at."""
     web_concurrency: int
     """Uvicorn workers per task (`WEB_CONCURRENCY`)."""
+    load_balancer_idle_timeout_seconds: int = 60
+    """How long the load balancer keeps an idle connection to a task. The API keeps idle connections
+    open longer (`HTTP_KEEP_ALIVE_SECONDS`, this plus `KEEP_ALIVE_MARGIN_SECONDS`): a server that closes
+    first races the load balancer's next request on that connection, which the client sees as a 502."""
     db_pool_size: int
     db_max_overflow: int
     worker_tasks: int
@@ -201,6 +209,8 @@ class EnvironmentConfig:
             raise ValueError(
                 f"{self.name}: availability zones {self.availability_zones} are not in {self.region}"
             )
+        if not 1 <= self.load_balancer_idle_timeout_seconds <= 4000:
+            raise ValueError(f"{self.name}: the load balancer's idle timeout is 1 to 4000 seconds")
         if not 1 <= self.pending_cleanup_every_hours <= 24:
             raise ValueError(f"{self.name}: pending_cleanup_every_hours is 1 to 24")
         if not 0 < self.min_tasks <= self.max_tasks:
@@ -273,6 +283,11 @@ class EnvironmentConfig:
         if self.aurora_min_acu <= 0.5:
             limit = min(limit, 2000)
         return limit - 3
+
+    @property
+    def http_keep_alive_seconds(self) -> int:
+        """The API's idle keep-alive (`HTTP_KEEP_ALIVE_SECONDS`): outlasts the load balancer's."""
+        return self.load_balancer_idle_timeout_seconds + KEEP_ALIVE_MARGIN_SECONDS
 
     @property
     def active_signing_key(self) -> MediaSigningKey:

@@ -22,6 +22,7 @@ PLAIN_SETTINGS = {
     "EVENT_QUEUE_URL",
     "MAX_UPLOAD_BYTES",
     "WEB_CONCURRENCY",
+    "HTTP_KEEP_ALIVE_SECONDS",
     "DB_POOL_SIZE",
     "DB_MAX_OVERFLOW",
     "POSTGRES_PASSWORD_SECRET_ID",
@@ -190,6 +191,18 @@ def origin_verify_value(stage: StageTemplates) -> Any:
     ]
     assert generated == {"ExcludePunctuation": True, "PasswordLength": 48}
     return {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret}, ":SecretString:::}}"]]}
+
+
+def test_the_api_keeps_idle_connections_longer_than_the_load_balancer(stage: StageTemplates) -> None:
+    """The ALB reuses an idle connection until its idle timeout; if the API closed it first, a request
+    would race the close and get a 502. Both are set explicitly, and every web task outlasts the ALB."""
+    [alb] = stage.resources("App", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    attributes = {a["Key"]: a["Value"] for a in alb["Properties"]["LoadBalancerAttributes"]}
+    idle = int(attributes["idle_timeout.timeout_seconds"])
+    assert idle == stage.config.load_balancer_idle_timeout_seconds
+    for unit, main in BACKEND_CONTAINERS:
+        keep_alive = int(environment(containers(stage, unit, main)[main])["HTTP_KEEP_ALIVE_SECONDS"])
+        assert keep_alive > idle, main
 
 
 def test_load_balancer_admits_only_cloudfront(stage: StageTemplates) -> None:

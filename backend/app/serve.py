@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=20,
+        timeout_keep_alive=settings.HTTP_KEEP_ALIVE_SECONDS,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import re
 import subprocess
 import sys
@@ -49,6 +50,24 @@ def test_serve_starts_the_configured_number_of_workers(served_api: ServedApi) ->
         time.sleep(0.2)
     assert len(workers) == 2
     assert httpx.get(f"{served_api.url}/api/v1/health/ready").status_code == 200
+
+
+def test_an_idle_connection_outlives_uvicorns_default_keep_alive(served_api: ServedApi) -> None:
+    """The load balancer reuses idle connections for up to its idle timeout (60 s): the server must not
+    close them first (uvicorn's default is 5 s), or a request races the close and the client gets a 502."""
+    # http.client never reconnects by itself: a connection the server closed fails the second request.
+    connection = http.client.HTTPConnection("127.0.0.1", served_api.port, timeout=10)
+    try:
+        for attempt in range(2):
+            connection.request("GET", "/api/v1/health")
+            answer = connection.getresponse()
+            assert answer.status == 200 and answer.read(), attempt
+            if attempt == 0:
+                first_socket = connection.sock
+                time.sleep(6.5)  # past uvicorn's 5 s default, well within HTTP_KEEP_ALIVE_SECONDS
+        assert connection.sock is first_socket
+    finally:
+        connection.close()
 
 
 def test_healthcheck_exit_codes(served_api: ServedApi) -> None:

@@ -84,6 +84,7 @@ def backend_settings(
         "EVENT_QUEUE_URL": names.queue_url(config, names.event_queue(config)),
         "MAX_UPLOAD_BYTES": str(config.max_upload_bytes),
         "WEB_CONCURRENCY": str(config.web_concurrency),
+        "HTTP_KEEP_ALIVE_SECONDS": str(config.http_keep_alive_seconds),
         "DB_POOL_SIZE": str(config.db_pool_size),
         "DB_MAX_OVERFLOW": str(config.db_max_overflow),
         "POSTGRES_PASSWORD_SECRET_ID": names.database_secret(config),

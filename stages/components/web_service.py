@@ -224,6 +224,8 @@ class WebService(Construct):
             security_group=security_group,
             drop_invalid_header_fields=True,
             deletion_protection=config.retain_data,
+            # Set, not defaulted: the API's keep-alive (HTTP_KEEP_ALIVE_SECONDS) is derived from it.
+            idle_timeout=cdk.Duration.seconds(config.load_balancer_idle_timeout_seconds),
         )
         load_balancer.log_access_logs(access_logs, prefix="alb")
         return load_balancer

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # HTTP.
     FORWARD_FACING_NAME: str = "127.0.0.1:8000"
     WEB_CONCURRENCY: int = Field(default=2, ge=1, le=64)
+    # How long an idle client connection stays open. Behind a load balancer it must outlast the load
+    # balancer's idle timeout (60 s on the ALB), or the two race to reuse a closing connection: a 502.
+    HTTP_KEEP_ALIVE_SECONDS: int = Field(default=75, ge=1, le=4000)
     FRONTEND_DIST: str | None = None
     LOG_LEVEL: str = "INFO"
 
