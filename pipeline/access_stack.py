@@ -54,8 +54,9 @@ class PipelineAccessStack(cdk.Stack):
     - `image-scan`: read ECR's findings for the images in the bootstrap repository; and
     - `metrics` (where load tests run): read CloudWatch for the capacity review.
 
-    It also turns on ECR's basic scanning on push for the bootstrap repository (a registry-level setting:
-    it replaces the registry's scanning rules of this region, see README "Deploying").
+    ECR's registry scanning configuration is one per account and region, and may belong to the account's
+    or organization's own setup (Amazon Inspector): the stack sets it only when the environment's
+    `ecr_scanning` asks to (`registry_scanning`), and then replaces whatever was there.
     """
 
     def __init__(
@@ -139,22 +140,22 @@ class PipelineAccessStack(cdk.Stack):
                 resources=[repository_arn],
             )
         )
-        ecr.CfnRegistryScanningConfiguration(
-            self,
-            "ScanOnPush",
-            scan_type="BASIC",
-            rules=[
-                ecr.CfnRegistryScanningConfiguration.ScanningRuleProperty(
-                    scan_frequency="SCAN_ON_PUSH",
-                    repository_filters=[
-                        ecr.CfnRegistryScanningConfiguration.RepositoryFilterProperty(
-                            filter=f"cdk-{qualifier}-container-assets-*",
-                            filter_type="WILDCARD",
-                        )
-                    ],
+        if config.ecr_scanning != "basic":
+            # ECR reads enhanced findings from Inspector as the caller: with Inspector's scanning ("account"
+            # may be an organization's), DescribeImageScanFindings needs these two as well.
+            self.image_scan_role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["inspector2:ListFindings", "inspector2:ListCoverage"], resources=["*"]
                 )
-            ],
-        )
+            )
+            self._acknowledge(
+                self.image_scan_role,
+                {
+                    "*": "inspector2:ListFindings and ListCoverage support no resource-level permissions; ECR "
+                    "calls them as the caller to return enhanced (Inspector) scan findings. Read-only.",
+                },
+            )
+        self.registry_scanning = registry_scanning(self, config.ecr_scanning, qualifier=qualifier)
 
         # --- metrics -------------------------------------------------------------------------------
         self.metrics_role: iam.Role | None = None
@@ -196,3 +197,42 @@ class PipelineAccessStack(cdk.Stack):
                 for resource, reason in reasons.items()
             )
         )
+
+
+def registry_scanning(
+    scope: Construct, mode: str, *, qualifier: str
+) -> ecr.CfnRegistryScanningConfiguration | None:
+    """The registry's scanning configuration for `EnvironmentConfig.ecr_scanning`, or None for `account`.
+
+    It is a singleton of the account's registry in the region: creating it replaces every scanning rule
+    there (an organization's Inspector setup included), and the rules it replaced are kept nowhere. Both
+    modes scan the CDK assets repository on push:
+
+    - `basic`: ECR's own scan of operating-system packages; free; findings say nothing about fixes.
+    - `enhanced`: Amazon Inspector, which also scans language packages (pip, npm) and says whether a fixed
+      version exists (`fixAvailable`, which `pipeline.image_scan_allowlist.UNFIXABLE_FAILS` can act on).
+      Inspector bills each image it scans, about $0.09 per image pushed in US regions when this was
+      written (a release pushes at most three new images per environment: backend, compressor, log
+      router; see Amazon Inspector pricing), and turns Inspector's ECR scanning on for the account. Scan
+      on push, not continuous: continuous rescans ($0.01 each) would rescan every image the repository
+      holds within Inspector's re-scan duration, whenever a new CVE is published.
+    """
+    if mode == "account":
+        return None
+    if mode not in ("basic", "enhanced"):
+        raise ValueError(f"ecr_scanning is 'account', 'basic' or 'enhanced', not {mode!r}")
+    return ecr.CfnRegistryScanningConfiguration(
+        scope,
+        "ScanOnPush",
+        scan_type=mode.upper(),
+        rules=[
+            ecr.CfnRegistryScanningConfiguration.ScanningRuleProperty(
+                scan_frequency="SCAN_ON_PUSH",
+                repository_filters=[
+                    ecr.CfnRegistryScanningConfiguration.RepositoryFilterProperty(
+                        filter=f"cdk-{qualifier}-container-assets-*", filter_type="WILDCARD"
+                    )
+                ],
+            )
+        ],
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
+from typing import Literal
 
 import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
@@ -185,6 +186,14 @@ class EnvironmentConfig:
     datadog_site: str
     datadog_agent_image: str
     log_router_base_image: str
+    ecr_scanning: Literal["account", "basic", "enhanced"] = "account"
+    """ECR's registry scanning configuration in this account and region, which the pipeline's image scan
+    reads (pipeline/access_stack.py). It is one per registry, so only an explicit choice replaces it:
+    `account` leaves it as the account or organization has it (a fresh registry scans nothing by itself;
+    the image scan then starts a free basic scan of each new image); `basic` sets basic scan-on-push for
+    the CDK assets repository (free); `enhanced` turns on Amazon Inspector scan-on-push for it, which also
+    says whether a fix exists (billed by Inspector: about $0.09 per image pushed in US regions). Staging and
+    prod keep the default: it overwrites nobody's setup, and the gate works in a fresh registry too."""
 
     # Edge (CloudFront, WAF) and the images
     max_upload_bytes: int

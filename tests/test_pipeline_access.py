@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from pipeline import access_stack
 from pipeline.commands import JUNIT_DIR, JUNIT_FILE, LOAD_TEST
 from stages.config import PIPELINE, PROD, STAGING
 from tests.templates import TOKEN, PipelineView, Synthesized
@@ -188,23 +193,55 @@ def test_the_migrate_role_runs_only_the_migration_task(synthesized: Synthesized)
         }
 
 
-def test_images_are_scanned_on_push(synthesized: Synthesized) -> None:
+def test_the_registry_scanning_singleton_is_left_to_the_account_unless_configured(
+    synthesized: Synthesized,
+) -> None:
+    """An access stack takes over its registry's scanning configuration only when `ecr_scanning` says so
+    (each option's own configuration: the next test); the image-scan role can read Inspector's findings
+    wherever Inspector may be the scanner."""
     assert synthesized.top is not None
     for config in (STAGING, PROD):
-        [scanning] = synthesized.top.resources(
-            config.stack_name("pipeline-access"), "AWS::ECR::RegistryScanningConfiguration"
-        ).values()
-        assert scanning["Properties"] == {
-            "ScanType": "BASIC",
-            "Rules": [
-                {
-                    "ScanFrequency": "SCAN_ON_PUSH",
-                    "RepositoryFilters": [
-                        {"Filter": "cdk-hnb659fds-container-assets-*", "FilterType": "WILDCARD"}
-                    ],
-                }
-            ],
-        }
+        stack = config.stack_name("pipeline-access")
+        configurations = synthesized.top.resources(stack, "AWS::ECR::RegistryScanningConfiguration")
+        assert len(configurations) == (0 if config.ecr_scanning == "account" else 1)
+        [policy] = [
+            p
+            for p in synthesized.top.resources(stack, "AWS::IAM::Policy").values()
+            if "ImageScan" in json.dumps(p["Properties"]["Roles"])
+        ]
+        actions = {a for s in statements(policy) for a in as_list(s["Action"])}
+        assert {"ecr:DescribeImages", "ecr:DescribeImageScanFindings", "ecr:StartImageScan"} <= actions
+        assert ("inspector2:ListFindings" in actions) == (config.ecr_scanning != "basic")
+
+
+def test_the_registry_scanning_configuration_is_set_only_when_asked() -> None:
+    """`account` leaves the registry's singleton alone; `basic` and `enhanced` scan the assets on push."""
+    templates, made = {}, {}
+    for mode in ("account", "basic", "enhanced"):
+        stack = cdk.Stack(cdk.App(), "Access")
+        cdk.CfnWaitConditionHandle(stack, "Marker")  # a stack needs one resource to synthesize
+        made[mode] = access_stack.registry_scanning(stack, mode, qualifier="hnb659fds")
+        templates[mode] = Template.from_stack(stack)
+    assert made["account"] is None
+    templates["account"].resource_count_is("AWS::ECR::RegistryScanningConfiguration", 0)
+    for mode, scan_type in (("basic", "BASIC"), ("enhanced", "ENHANCED")):
+        templates[mode].resource_count_is("AWS::ECR::RegistryScanningConfiguration", 1)
+        templates[mode].has_resource_properties(
+            "AWS::ECR::RegistryScanningConfiguration",
+            {
+                "ScanType": scan_type,
+                "Rules": [
+                    {
+                        "ScanFrequency": "SCAN_ON_PUSH",
+                        "RepositoryFilters": [
+                            {"Filter": "cdk-hnb659fds-container-assets-*", "FilterType": "WILDCARD"}
+                        ],
+                    }
+                ],
+            },
+        )
+    with pytest.raises(ValueError, match="'account', 'basic' or 'enhanced'"):
+        access_stack.registry_scanning(cdk.Stack(cdk.App(), "Typo"), "Enhanced", qualifier="hnb659fds")
 
 
 def test_self_mutation_may_deploy_the_access_stacks(pipeline: PipelineView, synthesized: Synthesized) -> None:
