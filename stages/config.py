@@ -175,7 +175,12 @@ class EnvironmentConfig:
     """Secrets Manager rotates the database password this often (single-user rotation; the backend reads
     the password when a connection opens, so no task restarts: backend/app/core/db_password.py)."""
     retain_data: bool
-    """Deletion protection, termination protection and RETAIN on the database, buckets and secrets."""
+    """Deletion protection, termination protection and RETAIN on the database, buckets and secrets.
+    Without it (staging), buckets are emptied when their stack is deleted, so a paused staging can go."""
+    images_recoverable_days: int | None
+    """Versioning of the images buckets: a deleted or overwritten photo stays recoverable (as a noncurrent
+    version) this many days, so a bug or leaked task credentials cannot lose photos for good. `None`:
+    unversioned (staging: its images are test data)."""
 
     # Observability
     log_retention_days: int
@@ -234,6 +239,8 @@ class EnvironmentConfig:
             raise ValueError(f"{self.name}: domain names must sit in the hosted zone {self.hosted_zone_name}")
         if self.region not in CLOUDFRONT_ORIGIN_FACING_PREFIX_LISTS:
             raise ValueError(f"{self.name}: add CloudFront's origin-facing prefix list id for {self.region}")
+        if self.images_recoverable_days is not None and not 1 <= self.images_recoverable_days <= 365:
+            raise ValueError(f"{self.name}: images_recoverable_days is None or 1 to 365")
         if self.max_upload_bytes <= 0:
             raise ValueError(f"{self.name}: max_upload_bytes must be positive")
         if not 10 <= self.auth_rate_limit_per_5_minutes <= 2_000_000_000:
@@ -386,6 +393,7 @@ STAGING = EnvironmentConfig(
     backup_retention_days=7,
     database_rotation_days=30,
     retain_data=False,
+    images_recoverable_days=None,
     log_retention_days=30,
     alarm_thresholds=AlarmThresholds(
         target_5xx_per_minute=10,
@@ -459,6 +467,7 @@ PROD = EnvironmentConfig(
     backup_retention_days=30,
     database_rotation_days=30,
     retain_data=True,
+    images_recoverable_days=30,
     log_retention_days=180,
     alarm_thresholds=AlarmThresholds(
         target_5xx_per_minute=5,

@@ -13,6 +13,7 @@ from constructs import Construct
 from stages import names
 from stages.components.access_logs import AccessLogsBucket
 from stages.components.database import Database
+from stages.components.emptied_on_delete import EmptiedOnDelete
 from stages.components.event_queue import EventQueue
 from stages.components.images_buckets import ImagesBuckets, images_bucket_name
 from stages.config import EnvironmentConfig
@@ -50,6 +51,14 @@ class DataStack(PinnedStack):
             "public": self.public_images_bucket_name,
             "private": self.private_images_bucket_name,
         }
+        if not config.retain_data:
+            # A paused staging deletes its stacks: the buckets must be empty by then.
+            EmptiedOnDelete(
+                self,
+                "EmptiedOnDelete",
+                config=config,
+                buckets=[self.public_images_bucket, self.private_images_bucket, self.access_logs],
+            )
 
         events = EventQueue(self, "Events", config=config)
         self.event_queue = events.queue

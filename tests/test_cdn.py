@@ -155,8 +155,11 @@ def test_site_bucket_private_and_read_by_this_distribution_only(stage: StageTemp
     site_bucket = logical_id_at(stage, "App", "App/Cdn/SiteBucket/Resource")
     props = stage.resources("App", "AWS::S3::Bucket")[site_bucket]["Properties"]
     assert all(props["PublicAccessBlockConfiguration"].values())
-    [policy] = stage.resources("App", "AWS::S3::BucketPolicy").values()
-    assert policy["Properties"]["Bucket"] == {"Ref": site_bucket}
+    [policy] = [
+        p
+        for p in stage.resources("App", "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": site_bucket}
+    ]
     [read] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
     assert read["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert read["Action"] == "s3:GetObject"

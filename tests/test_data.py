@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_cdk.assertions import Match
 
 from stages.components.images_buckets import images_bucket_name
 from stages.components.network import ISOLATED
-from tests.templates import StageTemplates, subnet_tiers
+from tests.templates import UNITS, StageTemplates, subnet_tiers
 
 
 def test_aurora_serverless_v2_scaling_from_config(stage: StageTemplates) -> None:
@@ -163,10 +164,27 @@ def test_images_buckets_settings(stage: StageTemplates) -> None:
         assert bucket["DeletionPolicy"] == ("Retain" if stage.config.retain_data else "Delete")
 
 
-def test_buckets_deny_requests_without_tls(stage: StageTemplates) -> None:
-    policies = stage.resources("Data", "AWS::S3::BucketPolicy").values()
-    assert len(policies) == 3  # both images buckets and the access-log bucket
-    for policy in policies:
+def bucket_policies(stage: StageTemplates) -> dict[str, dict[str, Any]]:
+    """Every bucket policy of the stage by the bucket it governs (name, or logical id when generated)."""
+    found = {}
+    for unit in UNITS:
+        for policy in stage.resources(unit, "AWS::S3::BucketPolicy").values():
+            bucket = policy["Properties"]["Bucket"]
+            key = bucket if isinstance(bucket, str) else bucket["Ref"]
+            assert key not in found, f"two policies for {key}: the last one deployed would replace the other"
+            found[key] = policy
+    return found
+
+
+def test_every_bucket_denies_requests_without_tls(stage: StageTemplates) -> None:
+    policies = bucket_policies(stage)
+    buckets = {
+        body["Properties"].get("BucketName", logical_id)
+        for unit in UNITS
+        for logical_id, body in stage.resources(unit, "AWS::S3::Bucket").items()
+    }
+    assert buckets == set(policies)
+    for policy in policies.values():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         assert any(
             s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -200,31 +218,56 @@ def test_event_queue_with_dead_letters(stage: StageTemplates) -> None:
         assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule, "Arn"]}}}
 
 
-def test_cloudfront_reads_images_under_their_privacy_only(stage: StageTemplates) -> None:
+def test_cloudfront_reads_images_under_their_privacy_for_this_distribution_only(
+    stage: StageTemplates,
+) -> None:
+    """The app stack, which owns the distribution, writes the images buckets' policies (no cycle), and
+    they name that one distribution, not every distribution of the account."""
     config = stage.config
-    buckets = {
-        b["Properties"]["BucketName"]: logical_id
-        for logical_id, b in stage.resources("Data", "AWS::S3::Bucket").items()
-        if "BucketName" in b["Properties"]
-    }
+    [distribution_id] = stage.resources("App", "AWS::CloudFront::Distribution")
     for privacy in ("public", "private"):
         name = images_bucket_name(config, privacy)
-        [policy] = [
-            p["Properties"]["PolicyDocument"]
-            for p in stage.resources("Data", "AWS::S3::BucketPolicy").values()
-            if p["Properties"]["Bucket"] == {"Ref": buckets[name]}
-        ]
+        policy = bucket_policies(stage)[name]
+        assert policy["DeletionPolicy"] == "Retain"  # deleting the app stack keeps the TLS rule
         [statement] = [
-            s for s in policy["Statement"] if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}
+            s
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}
         ]
         assert statement["Effect"] == "Allow"
         assert statement["Action"] == "s3:GetObject"
         assert sorted(statement["Resource"]) == [
             f"arn:aws:s3:::{name}/{privacy}/{folder}/*" for folder in ("originals", "renditions")
         ]
-        assert statement["Condition"] == {
-            "ArnLike": {"AWS:SourceArn": f"arn:aws:cloudfront::{config.account}:distribution/*"}
-        }
+        source = statement["Condition"]["StringEquals"]["AWS:SourceArn"]
+        assert "*" not in json.dumps(source) and {"Ref": distribution_id} in source["Fn::Join"][1]
+
+
+def test_prod_photos_stay_recoverable_and_staging_buckets_can_be_deleted(stage: StageTemplates) -> None:
+    config = stage.config
+    for privacy in ("public", "private"):
+        [bucket] = [
+            b["Properties"]
+            for b in stage.resources("Data", "AWS::S3::Bucket").values()
+            if b["Properties"].get("BucketName") == images_bucket_name(config, privacy)
+        ]
+        rules = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
+        if config.images_recoverable_days is None:
+            assert "VersioningConfiguration" not in bucket and "ExpireDeletedVersions" not in rules
+        else:
+            assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+            expiry = rules["ExpireDeletedVersions"]["NoncurrentVersionExpiration"]["NoncurrentDays"]
+            assert expiry == config.images_recoverable_days
+    # Without retain_data, every bucket of the stage is emptied before CloudFormation deletes it.
+    emptied = {
+        stage.owner(unit, r["Properties"]["BucketName"])
+        for unit in UNITS
+        for r in stage.resources(unit, "Custom::EmptiedOnDelete").values()
+    }
+    buckets = {
+        (unit, logical_id) for unit in UNITS for logical_id in stage.resources(unit, "AWS::S3::Bucket")
+    }
+    assert emptied == (set() if config.retain_data else buckets)
 
 
 def test_access_logs_accept_cloudfront_standard_logs(stage: StageTemplates) -> None:

@@ -42,6 +42,7 @@ def test_the_configs_differ_in_sizes_names_and_retention_only() -> None:
         "aurora_readers",
         "backup_retention_days",
         "retain_data",
+        "images_recoverable_days",
         "log_retention_days",
         "alarm_thresholds",
         "auth_rate_limit_per_5_minutes",
@@ -172,9 +173,14 @@ def explained(a: Any, b: Any, numbers: list[tuple[Any, Any]]) -> bool:
 def test_staging_and_prod_differ_only_where_config_does(synthesized: Synthesized) -> None:
     staging, prod = (normalized(synthesized.stages[name]) for name in ("staging", "prod"))
     numbers = explained_values()
-    # Resources whose number follows config (NAT gateways and their EIPs, Aurora readers), and the
-    # asset of the web client's config.json, whose content names its environment.
-    extra = re.compile(r"/(PublicSubnet\d/(NATGateway|EIP)|Reader\d+)\b|/EntryPage/.*/SourceObjectKeys\[1\]$")
+    # Resources whose number follows config (NAT gateways and their EIPs, Aurora readers, the bucket
+    # emptiers of an environment without retain_data), and the asset of the web client's config.json,
+    # whose content names its environment.
+    extra = re.compile(
+        r"/(PublicSubnet\d/(NATGateway|EIP)|Reader\d+)\b|/EntryPage/.*/SourceObjectKeys\[1\]$|EmptiedOnDelete"
+        # versioning of the images buckets follows images_recoverable_days
+        r"|/Images/(Public|Private)/Bucket/Resource/Properties/(VersioningConfiguration|LifecycleConfiguration)"
+    )
     unexplained = [
         (path, a, b)
         for path, a, b in differences(staging, prod)
@@ -197,6 +203,13 @@ def test_resource_counts_differ_only_by_config(synthesized: Synthesized) -> None
     for unit in UNITS:
         difference.update(Counter(r["Type"] for r in prod.raw[unit]["Resources"].values()))
         difference.subtract(Counter(r["Type"] for r in staging.raw[unit]["Resources"].values()))
+        # Only without retain_data: the buckets are emptied when their stack is deleted.
+        emptiers = [
+            r["Type"]
+            for r in staging.raw[unit]["Resources"].values()
+            if "/EmptiedOnDelete/" in r.get("Metadata", {}).get("aws:cdk:path", "")
+        ]
+        difference.update(Counter(emptiers))
     assert +difference == +explained and -difference == -explained
 
 

@@ -18,6 +18,9 @@ from tests.templates import Synthesized
 EXPECTED = {
     ("Network/Network/Vpc", "CloudFormation-Validate::W3010"),
     ("Data/AccessLogs/Bucket", "AwsSolutions-S1"),
+    # The images buckets' policy, TLS rule included, is the app stack's (images_bucket_policy).
+    ("Data/Images/Public/Bucket", "AwsSolutions-S10"),
+    ("Data/Images/Private/Bucket", "AwsSolutions-S10"),
     ("Data/SecretKey", "AwsSolutions-SMG4"),
     ("Migrations/Migration/TaskDefinition", "AwsSolutions-ECS2"),
     ("Migrations/Migration/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
@@ -39,6 +42,15 @@ EXPECTED = {
     ),
 }
 STAGING_ONLY = {("Data/Database/Cluster", "AwsSolutions-RDS10")}  # deletion protection follows retain_data
+# Without retain_data, each bucket's emptier may delete its objects (stages/components/emptied_on_delete.py).
+EMPTIED = {
+    "Data/EmptiedOnDelete/Role": (
+        "Data/Images/Public/Bucket",
+        "Data/Images/Private/Bucket",
+        "Data/AccessLogs/Bucket",
+    ),
+    "App/Cdn/EmptiedOnDelete/Role": ("App/Cdn/SiteBucket",),
+}
 # Object patterns under `{privacy}/` that each role's policy names (and acknowledges) in both buckets.
 IMAGE_OBJECTS = {
     "App/Web/TaskDefinition/TaskRole/DefaultPolicy": ("originals/*", "renditions/*"),
@@ -114,6 +126,17 @@ def test_acknowledgments_are_the_expected_ones(synthesized: Synthesized) -> None
         config = synthesized.stages[name].config
         expected = set(EXPECTED) | LIBRARY | (set() if config.retain_data else STAGING_ONLY)
         expected |= bucket_deployment_acknowledgments(synthesized, name)
+        if not config.retain_data:
+            stage = synthesized.stages[name]
+            for role, buckets in EMPTIED.items():
+                unit = role.split("/", 1)[0]
+                for bucket in buckets:
+                    [logical_id] = [
+                        k
+                        for k, r in stage.raw[unit]["Resources"].items()
+                        if r.get("Metadata", {}).get("aws:cdk:path", "") == f"{stage_id}/{bucket}/Resource"
+                    ]
+                    expected.add((role, f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]"))
         for policy, patterns in IMAGE_OBJECTS.items():
             for privacy in ("public", "private"):
                 bucket = f"arn:aws:s3:::yoctogram-{config.name}-{privacy}-images-{config.account}"

@@ -77,7 +77,7 @@ def test_deployment_function_logs_with_retention_and_no_managed_policy(stage: St
     [handler] = [
         f["Properties"]
         for f in stage.resources("App", "AWS::Lambda::Function").values()
-        if f["Properties"].get("Handler") == "index.handler"
+        if "CDKBucketDeployment" in f.get("Metadata", {}).get("aws:cdk:path", "")
     ]
     log_group = stage.resources("App", "AWS::Logs::LogGroup")[handler["LoggingConfig"]["LogGroup"]["Ref"]]
     assert log_group["Properties"]["RetentionInDays"] == stage.config.log_retention_days

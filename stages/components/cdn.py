@@ -15,6 +15,8 @@ from aws_cdk import aws_route53_targets as route53_targets
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stages.components.emptied_on_delete import EmptiedOnDelete
+from stages.components.images_buckets import images_bucket_policy
 from stages.config import EnvironmentConfig
 
 ORIGIN_VERIFY_HEADER = "X-Origin-Verify"
@@ -94,6 +96,8 @@ class Cdn(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=config.removal_policy,
         )
+        if not config.retain_data:  # a paused staging deletes its app stack: the bucket must be empty
+            EmptiedOnDelete(self, "EmptiedOnDelete", config=config, buckets=[self.site_bucket])
         Validations.of(self.site_bucket).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions-S1",
@@ -113,8 +117,7 @@ class Cdn(Construct):
         )
         image_origins = {}
         for privacy, bucket_name in image_bucket_names.items():
-            # Imported by name: the buckets' policies (data stack) already let this account's distributions
-            # read them, since a statement naming this distribution would point the data stack here.
+            # Imported by name; their policies, naming this distribution, are written below.
             bucket = s3.Bucket.from_bucket_attributes(
                 self, f"{privacy.title()}ImagesBucket", bucket_name=bucket_name, region=config.region
             )
@@ -233,11 +236,24 @@ class Cdn(Construct):
                 "/private/*": media(image_origins["private"], trusted_key_groups=[key_group]),
             },
         )
-        for privacy in image_bucket_names:
-            # The imported buckets' policies are written in the data stack (see ImagesBucket).
+        distribution_arn = cdk.Stack.of(self).format_arn(
+            service="cloudfront",
+            region="",
+            resource="distribution",
+            resource_name=self.distribution.distribution_id,
+        )
+        for privacy, bucket_name in image_bucket_names.items():
+            # The imported buckets' whole policies are written here, next to the distribution they name.
+            images_bucket_policy(
+                self,
+                f"{privacy.title()}ImagesBucketPolicy",
+                bucket_name=bucket_name,
+                privacy=privacy,
+                distribution_arn=distribution_arn,
+            )
             cdk.Annotations.of(self.distribution).acknowledge_warning(
                 "@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac",
-                f"The {privacy} images bucket's policy (data stack) lets this account's distributions read it.",
+                f"The {privacy} images bucket's policy is written by this construct (images_bucket_policy).",
             )
         Validations.of(self.distribution).acknowledge(
             cdk.Acknowledgment(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -35,10 +36,14 @@ class ImagesBucket(Construct):
     notifications go to EventBridge (set on the bucket itself, so no notification custom resource and
     its Lambda are needed); EventBridge rules route them to the compressor and the event queue.
 
-    CloudFront (origin access control) may read the originals and renditions under the bucket's own
-    privacy prefix. The distribution lives in the app stack, which deploys after this one, so the
-    statement names the account's distributions (`distribution/*`) rather than the one distribution:
-    naming it would make this stack depend on the app stack, a cycle. The account holds one environment.
+    The bucket's policy (TLS only; CloudFront reads the originals and renditions under the bucket's own
+    privacy prefix, for this stage's distribution only) is written by the app stack, which owns the
+    distribution (`images_bucket_policy`): written here it could only name the account's distributions,
+    since naming the one distribution would make this stack depend on the app stack, a cycle. A bucket
+    has one policy, so nothing here may add a statement to it (no `enforce_ssl`, no auto-delete).
+
+    With `images_recoverable_days`, the bucket is versioned and noncurrent versions (what a delete or
+    an overwrite leaves) expire after that many days.
     """
 
     def __init__(
@@ -58,8 +63,8 @@ class ImagesBucket(Construct):
             bucket_name=bucket_name,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=config.images_recoverable_days is not None,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix=f"s3/{bucket_name}/",
             cors=[
@@ -73,9 +78,27 @@ class ImagesBucket(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(1)
-                )
+                ),
+                *(
+                    [
+                        s3.LifecycleRule(
+                            id="ExpireDeletedVersions",
+                            noncurrent_version_expiration=cdk.Duration.days(config.images_recoverable_days),
+                            expired_object_delete_marker=True,
+                        )
+                    ]
+                    if config.images_recoverable_days is not None
+                    else []
+                ),
             ],
             removal_policy=config.removal_policy,
+        )
+        Validations.of(self.bucket).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-S10",
+                reason="TLS is required by the bucket's policy, which the app stack writes with the statement "
+                "for its CloudFront distribution (images_bucket_policy; a bucket has one policy).",
+            )
         )
         cfn_bucket = self.bucket.node.default_child
         assert isinstance(cfn_bucket, s3.CfnBucket)
@@ -84,17 +107,39 @@ class ImagesBucket(Construct):
                 event_bridge_enabled=True
             )
         )
-        self.bucket.add_to_resource_policy(
+
+
+def images_bucket_policy(
+    scope: Construct, construct_id: str, *, bucket_name: str, privacy: str, distribution_arn: str
+) -> s3.CfnBucketPolicy:
+    """The whole policy of one images bucket, written by the stack that owns the distribution.
+
+    TLS only, and CloudFront (origin access control) reads the originals and renditions under the
+    bucket's own privacy prefix for `distribution_arn` only. Retained when its stack goes: deleting the
+    app stack must not leave the bucket without its TLS rule (and the bucket's own deletion takes it).
+    """
+    document = iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                sid="DenyWithoutTls",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:*"],
+                resources=[bucket_arn(bucket_name), f"{bucket_arn(bucket_name)}/*"],
+                conditions={"Bool": {"aws:SecureTransport": "false"}},
+            ),
             iam.PolicyStatement(
                 sid="CloudFrontReadsImages",
                 principals=[iam.ServicePrincipal("cloudfront.amazonaws.com")],
                 actions=["s3:GetObject"],
                 resources=[object_arn(bucket_name, privacy, folder) for folder in (ORIGINALS, RENDITIONS)],
-                conditions={
-                    "ArnLike": {"AWS:SourceArn": f"arn:aws:cloudfront::{config.account}:distribution/*"}
-                },
-            )
-        )
+                conditions={"StringEquals": {"AWS:SourceArn": distribution_arn}},
+            ),
+        ]
+    )
+    policy = s3.CfnBucketPolicy(scope, construct_id, bucket=bucket_name, policy_document=document)
+    policy.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+    return policy
 
 
 def images_bucket_name(config: EnvironmentConfig, privacy: str) -> str:
