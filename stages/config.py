@@ -205,6 +205,8 @@ class EnvironmentConfig:
     """Largest original a browser may upload: the API's upload policy (`MAX_UPLOAD_BYTES`) and the web
     client's `config.json` (`maxUploadBytes`) both get it, so they never disagree."""
     auth_rate_limit_per_5_minutes: int
+    api_rate_limit_per_5_minutes: int
+    """WAF: requests to `/api/*` one client IP may make in 5 minutes before it is answered 429."""
     """WAF: requests to `/api/v1/auth/*` one client IP may make in 5 minutes before it is answered 429."""
     compressor: CompressorSettings
 
@@ -243,7 +245,10 @@ class EnvironmentConfig:
             raise ValueError(f"{self.name}: images_recoverable_days is None or 1 to 365")
         if self.max_upload_bytes <= 0:
             raise ValueError(f"{self.name}: max_upload_bytes must be positive")
-        if not 10 <= self.auth_rate_limit_per_5_minutes <= 2_000_000_000:
+        if not all(
+            10 <= limit <= 2_000_000_000
+            for limit in (self.auth_rate_limit_per_5_minutes, self.api_rate_limit_per_5_minutes)
+        ):
             raise ValueError(f"{self.name}: WAF rate limits are between 10 and 2,000,000,000 requests")
         if self.compressor.output_format not in ("webp", "jpeg"):
             raise ValueError(f"{self.name}: the compressor's output_format is webp or jpeg")
@@ -410,6 +415,8 @@ STAGING = EnvironmentConfig(
     max_upload_bytes=_MAX_UPLOAD_BYTES,
     # Load tests run against staging from one address and sign many users in at once.
     auth_rate_limit_per_5_minutes=2000,
+    # The `step` load test (200 users at its peak) runs from one CodeBuild address: ~330 req/s of room.
+    api_rate_limit_per_5_minutes=100_000,
     # Nothing reserved: a young staging account's concurrency quota (often 10 or 50) cannot spare any.
     compressor=dataclasses.replace(_COMPRESSOR, reserved_concurrency=None),
     datadog_api_key_secret_name="yoctogram/staging/datadog-api-key",  # noqa: S106 (a name, not a secret)
@@ -483,6 +490,8 @@ PROD = EnvironmentConfig(
     log_router_base_image=_LOG_ROUTER_BASE_IMAGE,
     max_upload_bytes=_MAX_UPLOAD_BYTES,
     auth_rate_limit_per_5_minutes=300,
+    # 10 req/s from one address, sustained for 5 minutes: far above a person scrolling the feed.
+    api_rate_limit_per_5_minutes=3000,
     # Needs an account concurrency quota of at least 120 (`make preflight ENV=prod` checks it).
     compressor=dataclasses.replace(_COMPRESSOR, reserved_concurrency=20),
     datadog_api_key_secret_name="yoctogram/prod/datadog-api-key",  # noqa: S106

@@ -105,7 +105,11 @@ def test_web_acl_allows_by_default_and_blocks_with_managed_rules(stage: StageTem
         for r in acl["Rules"]
         if "ManagedRuleGroupStatement" in r["Statement"]
     }
-    assert set(managed) == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"}
+    assert set(managed) == {
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+        "AWSManagedRulesAmazonIpReputationList",
+    }
     for rule in managed.values():
         assert rule["Statement"]["ManagedRuleGroupStatement"]["VendorName"] == "AWS"
         assert rule["OverrideAction"] == {"None": {}}  # the groups' own actions (block), not count
@@ -115,16 +119,24 @@ def test_web_acl_allows_by_default_and_blocks_with_managed_rules(stage: StageTem
     assert len({r["Priority"] for r in acl["Rules"]}) == len(acl["Rules"])
 
 
-def test_rate_limit_on_auth_paths(stage: StageTemplates) -> None:
-    [rule] = [r for r in web_acl(stage)["Rules"] if "RateBasedStatement" in r["Statement"]]
-    rate = rule["Statement"]["RateBasedStatement"]
-    assert rate["AggregateKeyType"] == "IP"
-    assert rate["Limit"] == stage.config.auth_rate_limit_per_5_minutes
-    assert rate["EvaluationWindowSec"] == 300
-    match = rate["ScopeDownStatement"]["ByteMatchStatement"]
-    assert match["FieldToMatch"] == {"UriPath": {}}
-    assert (match["PositionalConstraint"], match["SearchString"]) == ("STARTS_WITH", "/api/v1/auth/")
-    assert rule["Action"] == {"Block": {"CustomResponse": {"ResponseCode": 429}}}
+def test_rate_limits_per_address_on_sign_in_and_on_the_api(stage: StageTemplates) -> None:
+    rules = {r["Name"]: r for r in web_acl(stage)["Rules"] if "RateBasedStatement" in r["Statement"]}
+    expected = {
+        "AuthRateLimit": (stage.config.auth_rate_limit_per_5_minutes, "/api/v1/auth/"),
+        "ApiRateLimit": (stage.config.api_rate_limit_per_5_minutes, "/api/"),
+    }
+    assert set(rules) == set(expected)
+    for name, (limit, path) in expected.items():
+        rate = rules[name]["Statement"]["RateBasedStatement"]
+        assert rate["AggregateKeyType"] == "IP"
+        assert rate["Limit"] == limit
+        assert rate["EvaluationWindowSec"] == 300
+        match = rate["ScopeDownStatement"]["ByteMatchStatement"]
+        assert match["FieldToMatch"] == {"UriPath": {}}
+        assert (match["PositionalConstraint"], match["SearchString"]) == ("STARTS_WITH", path)
+        assert rules[name]["Action"] == {"Block": {"CustomResponse": {"ResponseCode": 429}}}
+    # The stricter sign-in limit is evaluated first.
+    assert rules["AuthRateLimit"]["Priority"] < rules["ApiRateLimit"]["Priority"]
 
 
 def test_waf_logs_with_retention_and_without_credentials(stage: StageTemplates) -> None:

@@ -10,8 +10,13 @@ from constructs import Construct
 from stages.config import EnvironmentConfig
 
 AUTH_PATH_PREFIX = "/api/v1/auth/"
+API_PATH_PREFIX = "/api/"
 RATE_WINDOW_SECONDS = 300
-MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
+MANAGED_RULE_GROUPS = (
+    "AWSManagedRulesCommonRuleSet",
+    "AWSManagedRulesKnownBadInputsRuleSet",
+    "AWSManagedRulesAmazonIpReputationList",
+)
 REDACTED_HEADERS = ("authorization", "cookie")
 """Never written to the WAF log: bearer tokens and cookies."""
 
@@ -22,13 +27,49 @@ def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
     )
 
 
+def _rate_rule(
+    name: str, priority: int, limit: int, path_prefix: str, prefix: str
+) -> wafv2.CfnWebACL.RuleProperty:
+    """One client IP may send `limit` requests under `path_prefix` per 5 minutes; beyond, 429."""
+    return wafv2.CfnWebACL.RuleProperty(
+        name=name,
+        priority=priority,
+        action=wafv2.CfnWebACL.RuleActionProperty(
+            block=wafv2.CfnWebACL.BlockActionProperty(
+                custom_response=wafv2.CfnWebACL.CustomResponseProperty(response_code=429)
+            )
+        ),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                aggregate_key_type="IP",
+                limit=limit,
+                evaluation_window_sec=RATE_WINDOW_SECONDS,
+                scope_down_statement=wafv2.CfnWebACL.StatementProperty(
+                    byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                        field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
+                        positional_constraint="STARTS_WITH",
+                        search_string=path_prefix,
+                        text_transformations=[
+                            wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
+                        ],
+                    )
+                ),
+            )
+        ),
+        visibility_config=_visibility(f"{prefix}-{name}"),
+    )
+
+
 class EdgeWebAcl(Construct):
     """A CLOUDFRONT-scope web ACL (so it must be created in us-east-1) that allows by default.
 
     1. `AuthRateLimit`: one client IP may send `auth_rate_limit_per_5_minutes` requests to
        `/api/v1/auth/*` (sign-up, sign-in) per 5 minutes; beyond that it is answered 429 (credential
-       stuffing, sign-up spam). The rest of the API is not rate limited here.
-    2. AWS managed "known bad inputs" and "common" (core) rule sets, in block mode. Uploads go straight
+       stuffing, sign-up spam).
+    2. `ApiRateLimit`: one client IP may send `api_rate_limit_per_5_minutes` requests to `/api/*` per 5
+       minutes (scraping, a runaway client); media and the web client are cached and not limited.
+    3. AWS managed "Amazon IP reputation list" (sources known for bots and attacks), "known bad inputs"
+       and "common" (core) rule sets, in block mode. Uploads go straight
        to S3, never through CloudFront, so the common set's 8 KB body limit only meets JSON requests.
 
     Every rule publishes CloudWatch metrics and sampled requests; the full log goes to a log group (WAF
@@ -40,35 +81,10 @@ class EdgeWebAcl(Construct):
         super().__init__(scope, construct_id)
         prefix = f"yoctogram-{config.name}"
         rules = [
-            wafv2.CfnWebACL.RuleProperty(
-                name="AuthRateLimit",
-                priority=0,
-                action=wafv2.CfnWebACL.RuleActionProperty(
-                    block=wafv2.CfnWebACL.BlockActionProperty(
-                        custom_response=wafv2.CfnWebACL.CustomResponseProperty(response_code=429)
-                    )
-                ),
-                statement=wafv2.CfnWebACL.StatementProperty(
-                    rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                        aggregate_key_type="IP",
-                        limit=config.auth_rate_limit_per_5_minutes,
-                        evaluation_window_sec=RATE_WINDOW_SECONDS,
-                        scope_down_statement=wafv2.CfnWebACL.StatementProperty(
-                            byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
-                                field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
-                                positional_constraint="STARTS_WITH",
-                                search_string=AUTH_PATH_PREFIX,
-                                text_transformations=[
-                                    wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
-                                ],
-                            )
-                        ),
-                    )
-                ),
-                visibility_config=_visibility(f"{prefix}-auth-rate-limit"),
-            )
+            _rate_rule("AuthRateLimit", 0, config.auth_rate_limit_per_5_minutes, AUTH_PATH_PREFIX, prefix),
+            _rate_rule("ApiRateLimit", 1, config.api_rate_limit_per_5_minutes, API_PATH_PREFIX, prefix),
         ]
-        for priority, group in enumerate(reversed(MANAGED_RULE_GROUPS), start=1):
+        for priority, group in enumerate(reversed(MANAGED_RULE_GROUPS), start=len(rules)):
             rules.append(
                 wafv2.CfnWebACL.RuleProperty(
                     name=group,
