@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
-from app.core.errors import DATABASE_UNAVAILABLE
+from app.core.errors import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
 
 class ErrorResponse(BaseModel):
@@ -52,7 +52,20 @@ def error(description: str) -> dict[str, Any]:
     return {"model": ErrorResponse, "description": description}
 
 
-DATABASE_DOWN: Responses = {503: error(DATABASE_UNAVAILABLE)}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": f"Seconds to wait before trying again ({RETRY_AFTER_SECONDS})",
+        "schema": {"type": "integer"},
+    }
+}
+
+
+def unavailable(description: str) -> dict[str, Any]:
+    """A 503: the error body and the `Retry-After` header every 503 carries."""
+    return {**error(description), "headers": RETRY_AFTER}
+
+
+DATABASE_DOWN: Responses = {503: unavailable(DATABASE_UNAVAILABLE)}
 """Every operation that reads or writes the database (all but liveness)."""
 
 TOKEN_OPTIONAL: Responses = {

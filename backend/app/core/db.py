@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 from sqlalchemy import event
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -45,6 +47,68 @@ def _refuse_closed_connections(dbapi_connection: Any, _record: Any, _proxy: Any)
         raise DisconnectionError("the database closed this pooled connection")
 
 
+def _unavailable_if_unreachable(
+    dialect: Dialect, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """`do_connect`: open the connection as SQLAlchemy would, but a database that cannot be reached
+    (refused, reset, no answer within DB_CONNECT_TIMEOUT, no route) is `Unavailable`, a 503 with a reason.
+
+    asyncpg raises those as plain `OSError`/`TimeoutError`, which SQLAlchemy passes on unwrapped; caught
+    here, where they can only mean the database, rather than as any `OSError` in the error handlers.
+    """
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as error:  # TimeoutError, ConnectionRefusedError, ConnectionResetError, gaierror, ...
+        raise Unavailable(DATABASE_UNAVAILABLE) from error
+
+
+def _unavailable_if_unreachable_by(connect: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+    """`_unavailable_if_unreachable` for connections opened by our own creator (the secret's password)."""
+
+    async def connect_or_unavailable() -> Any:
+        try:
+            return await connect()
+        except OSError as error:
+            raise Unavailable(DATABASE_UNAVAILABLE) from error
+
+    return connect_or_unavailable
+
+
+_GONE_SQLSTATES = ("08", "57P01", "57P02", "57P03")  # connection exception; shutdown, crash, starting up
+
+
+class _DeadConnections:
+    """`handle_error`: a statement that failed because its connection or the server is gone invalidates the
+    connection (and the pool's older ones: a restart or failover took them too), and is `Unavailable`.
+
+    A statement the server does not answer within its statement_timeout plus DB_CONNECT_TIMEOUT
+    (asyncpg's command_timeout) raises a plain `TimeoutError`: the server would have cancelled it by then,
+    so it does not answer at all (a failover, a network partition), on any connection. Every connection of
+    the engine is then aborted at once: a request on one of them fails now instead of after its own
+    timeout, and the pool discards them without waiting for a goodbye that never comes (SQLAlchemy's
+    graceful close waits 2 s per connection).
+    """
+
+    def __init__(self) -> None:
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def opened(self, dbapi_connection: Any, _record: Any) -> None:
+        """Pool `connect`: remember every connection, to abort them all when the server stops answering."""
+        self._connections.add(dbapi_connection.driver_connection)
+
+    def handle_error(self, context: ExceptionContext) -> BaseException | None:
+        error = context.original_exception
+        if isinstance(error, OSError):  # TimeoutError (command_timeout), ConnectionResetError, ...
+            context.is_disconnect = True
+            if isinstance(error, TimeoutError):
+                for connection in list(self._connections):
+                    connection.terminate()
+            return Unavailable(DATABASE_UNAVAILABLE)
+        if str(getattr(error, "sqlstate", "") or "").startswith(_GONE_SQLSTATES):
+            context.is_disconnect = True
+        return None
+
+
 def connection_options(
     settings: Settings, *, application_name: str, statement_timeout_ms: int | None
 ) -> dict[str, Any]:
@@ -53,22 +117,27 @@ def connection_options(
     server_settings = {"application_name": application_name}
     if statement_timeout_ms is not None:
         server_settings["statement_timeout"] = str(statement_timeout_ms)
-    connect_args: dict[str, Any] = {"server_settings": server_settings, "timeout": settings.DB_POOL_TIMEOUT}
+    connect_args: dict[str, Any] = {
+        "server_settings": server_settings,
+        "timeout": settings.DB_CONNECT_TIMEOUT,
+    }
+    if statement_timeout_ms:
+        # Client side: a statement the server neither answers nor cancels in time (_DeadConnections).
+        connect_args["command_timeout"] = statement_timeout_ms / 1000 + settings.DB_CONNECT_TIMEOUT
     if settings.POSTGRES_PASSWORD_SECRET_ID is None:
         return {"connect_args": connect_args}
     url = settings.database_url
     client = make_secrets_client(settings.AWS_DEFAULT_REGION, settings.AWS_ENDPOINT_URL)
     password = SecretPassword(client, settings.POSTGRES_PASSWORD_SECRET_ID)
-    return {
-        "async_creator": functools.partial(
-            password.connect,
-            host=url.host,
-            port=url.port,
-            user=url.username,
-            database=url.database,
-            **connect_args,
-        )
-    }
+    connect = functools.partial(
+        password.connect,
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        database=url.database,
+        **connect_args,
+    )
+    return {"async_creator": _unavailable_if_unreachable_by(connect)}
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -85,6 +154,10 @@ def make_engine(settings: Settings) -> AsyncEngine:
         ),
     )
     event.listen(engine.sync_engine.pool, "checkout", _refuse_closed_connections)
+    event.listen(engine.sync_engine, "do_connect", _unavailable_if_unreachable)
+    dead = _DeadConnections()
+    event.listen(engine.sync_engine.pool, "connect", dead.opened)
+    event.listen(engine.sync_engine, "handle_error", dead.handle_error)
     return engine
 
 

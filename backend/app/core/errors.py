@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -49,11 +50,49 @@ class Unavailable(DomainError):
 
 
 DATABASE_UNAVAILABLE = "The database is unavailable; try again in a moment"
+DATABASE_BUSY = "The database is busy; try again in a moment"
+RETRY_AFTER_SECONDS = 5
+"""The `Retry-After` of every 503: how long a client waits before it tries again (the database restarts,
+fails over or gets a free connection within seconds)."""
+
+# SQLSTATEs of a database that cannot serve now, through no fault of the request: the connection is
+# gone (class 08), the server shuts down, crashed or is still starting (57P01-57P03), it has no
+# connection slot or resource left (class 53), a failover made the writer read-only (25006), or it
+# refused the login (class 28: the password in its secret is not the database's,
+# stages/runbooks/database-credentials.md).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "25006", "28")
+_BUSY_SQLSTATES = ("57014",)  # statement_timeout cancelled the statement
+
+
+def database_fault(exc: BaseException) -> str | None:
+    """The detail of a 503 when `exc` says the database cannot serve now (unreachable, restarting,
+    failing over, out of connections, too slow); None for any other error (a bug: a 500).
+
+    Connection failures the driver raises as plain `OSError`/`TimeoutError` reach here already as
+    `Unavailable` (app/core/db.py translates them where they happen, so that no other `OSError` is
+    taken for the database's).
+    """
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection came free within DB_POOL_TIMEOUT
+        return DATABASE_BUSY
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            return DATABASE_UNAVAILABLE
+        exc = exc.orig if exc.orig is not None else exc
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    if sqlstate.startswith(_BUSY_SQLSTATES) or isinstance(exc, asyncpg.QueryCanceledError):
+        return DATABASE_BUSY
+    if sqlstate.startswith(_UNAVAILABLE_SQLSTATES) or isinstance(
+        exc, (asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+    ):
+        return DATABASE_UNAVAILABLE
+    return None
 
 
 def error_response(
     status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: object
 ) -> JSONResponse:
+    if status_code == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})}
     return JSONResponse(
         {"success": False, "detail": detail, **extra}, status_code=status_code, headers=headers
     )
@@ -124,25 +163,29 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("integrity error on %s %s: %s", request.method, request.url.path, exc.orig)
         return error_response(409, "The request conflicts with a concurrent change; reload and try again")
 
-    @app.exception_handler(sa_exc.OperationalError)
-    @app.exception_handler(sa_exc.InterfaceError)
-    async def _database_down(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
-        # A dropped or refused connection: the pool replaces it; the client may retry.
-        log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
-        return error_response(503, DATABASE_UNAVAILABLE)
+    def _database_fault(request: Request, exc: BaseException, detail: str) -> JSONResponse:
+        # Nothing the client did; it may retry (the pool replaces broken connections).
+        orig = getattr(exc, "orig", None) or exc
+        what = f"{type(orig).__name__}: {orig}"
+        if str(getattr(orig, "sqlstate", "") or "").startswith("28"):
+            # The password in its secret is not the database's (stages/runbooks/database-credentials.md).
+            log.error("database refused the credentials on %s %s: %s", request.method, request.url.path, what)
+        else:
+            log.error("database unavailable on %s %s: %s", request.method, request.url.path, what)
+        return error_response(503, detail)
 
+    @app.exception_handler(sa_exc.TimeoutError)
     @app.exception_handler(sa_exc.DBAPIError)
-    async def _database_error(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
-        if str(getattr(exc.orig, "sqlstate", "") or "").startswith("28"):
-            # The database refused the login (SQLSTATE class 28): the password in its secret is not the
-            # database's (stages/runbooks/database-credentials.md). Nothing the client did; it may retry.
-            log.error(
-                "database refused the credentials on %s %s: %s", request.method, request.url.path, exc.orig
-            )
-            return error_response(503, DATABASE_UNAVAILABLE)
-        return await _unexpected(request, exc)
+    async def _database_error(request: Request, exc: sa_exc.SQLAlchemyError) -> JSONResponse:
+        detail = database_fault(exc)
+        if detail is None:
+            return await _unexpected(request, exc)
+        return _database_fault(request, exc, detail)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        detail = database_fault(exc)  # a driver error that reached a route untranslated
+        if detail is not None:
+            return _database_fault(request, exc, detail)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "Internal server error; the request id in the logs tells what happened")

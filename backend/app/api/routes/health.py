@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 
 from app.api.deps import SessionDep
-from app.api.responses import error
+from app.api.responses import unavailable
 from app.core.errors import Unavailable
 
 router = APIRouter(tags=["health"])
@@ -21,7 +21,7 @@ async def health() -> dict[str, object]:
 @router.get(
     "/health/ready",
     summary="Readiness: the database answers",
-    responses={503: error("The database does not answer")},
+    responses={503: unavailable("The database does not answer")},
 )
 async def ready(session: SessionDep) -> dict[str, object]:
     try:
