@@ -127,6 +127,9 @@ class LocalPostgres:
     user: str = DEFAULT_USER
     password: str = DEFAULT_PASSWORD
     database: str = DEFAULT_DB
+    durable: bool = True
+    """fsync, synchronous_commit and full_page_writes on: a commit that was acknowledged survives a crash
+    of the server or of the machine. Only a benchmark that says so turns them off (bench/apistack.py)."""
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).absolute()
@@ -230,9 +233,6 @@ class LocalPostgres:
                 "listen_addresses = '127.0.0.1'\n"
                 "unix_socket_directories = ''\n"
                 "max_connections = 200\n"
-                "fsync = off\n"
-                "synchronous_commit = off\n"
-                "full_page_writes = off\n"
             )
 
     def running(self) -> bool:
@@ -264,10 +264,25 @@ class LocalPostgres:
             "-t",
             str(int(timeout)),
             "-o",
-            f"-p {self.port}",
+            f"-p {self.port} {self.durability_options()}",
         )
         self._wait_accepting(timeout)
         self.ensure_database(self.database)
+
+    def durability_options(self) -> str:
+        """Given on the command line, so they win over any postgresql.conf (clusters made before kept
+        `fsync = off` there)."""
+        value = "on" if self.durable else "off"
+        return " ".join(f"-c {name}={value}" for name in ("fsync", "synchronous_commit", "full_page_writes"))
+
+    def postmaster_pid(self) -> int | None:
+        """The server's pid from its pid file, when that process still exists (None otherwise)."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, ValueError, IndexError):
+            return None
+        return None if state in ("Z", "X") else pid
 
     def _wait_accepting(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
