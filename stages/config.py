@@ -171,6 +171,11 @@ class EnvironmentConfig:
     database_port: int
     """Not PostgreSQL's well-known 5432, so a scan for the default port finds nothing (cdk-nag RDS11)."""
     backup_retention_days: int
+    database_insights: bool
+    """Database Insights (advanced mode: Performance Insights with 15 months of history, per-query load
+    and execution plans) on every instance; billed per ACU-hour, so prod only."""
+    slow_query_ms: int
+    """PostgreSQL logs every statement slower than this (`log_min_duration_statement`) to CloudWatch."""
     database_rotation_days: int
     """Secrets Manager rotates the database password this often (single-user rotation; the backend reads
     the password when a connection opens, so no task restarts: backend/app/core/db_password.py)."""
@@ -396,6 +401,8 @@ STAGING = EnvironmentConfig(
     database_name="yoctogram",
     database_port=5433,
     backup_retention_days=7,
+    database_insights=False,
+    slow_query_ms=500,
     database_rotation_days=30,
     retain_data=False,
     images_recoverable_days=None,
@@ -472,6 +479,8 @@ PROD = EnvironmentConfig(
     database_name="yoctogram",
     database_port=5433,
     backup_retention_days=30,
+    database_insights=True,
+    slow_query_ms=500,
     database_rotation_days=30,
     retain_data=True,
     images_recoverable_days=30,

@@ -279,3 +279,36 @@ def test_access_logs_accept_cloudfront_standard_logs(stage: StageTemplates) -> N
     ]
     assert log_bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerPreferred"}]}
     assert log_bucket["PublicAccessBlockConfiguration"]["BlockPublicAcls"] is True
+
+
+def test_database_parameters_tls_only_slow_queries_and_idle_transactions(stage: StageTemplates) -> None:
+    [cluster] = stage.resources("Data", "AWS::RDS::DBCluster").values()
+    group_ref = cluster["Properties"]["DBClusterParameterGroupName"]
+    group = stage.resources("Data", "AWS::RDS::DBClusterParameterGroup")[group_ref["Ref"]]["Properties"]
+    assert group["Parameters"] == {
+        "rds.force_ssl": "1",
+        "log_min_duration_statement": str(stage.config.slow_query_ms),
+        "idle_in_transaction_session_timeout": "60000",
+    }
+    assert group["Family"] == "aurora-postgresql16"
+    insights = {k: v for k, v in cluster["Properties"].items() if "Insights" in k}
+    if stage.config.database_insights:
+        assert insights == {
+            "DatabaseInsightsMode": "advanced",
+            "PerformanceInsightsEnabled": True,
+            "PerformanceInsightsRetentionPeriod": 465,
+        }
+    else:
+        assert (
+            not insights.get("PerformanceInsightsEnabled")
+            and insights.get("DatabaseInsightsMode") != "advanced"
+        )
+
+
+def test_the_first_rotation_waits_for_every_instance(stage: StageTemplates) -> None:
+    """A rotation starts as soon as its schedule exists: before the writer accepts connections it fails
+    half-way, and every later schedule change then fails too."""
+    [schedule] = stage.resources("Data", "AWS::SecretsManager::RotationSchedule").values()
+    instances = set(stage.resources("Data", "AWS::RDS::DBInstance"))
+    assert len(instances) == 1 + stage.config.aurora_readers
+    assert instances <= set(schedule.get("DependsOn", []))

@@ -41,6 +41,7 @@ def test_the_configs_differ_in_sizes_names_and_retention_only() -> None:
         "aurora_max_acu",
         "aurora_readers",
         "backup_retention_days",
+        "database_insights",
         "retain_data",
         "images_recoverable_days",
         "log_retention_days",
@@ -181,6 +182,8 @@ def test_staging_and_prod_differ_only_where_config_does(synthesized: Synthesized
         r"/(PublicSubnet\d/(NATGateway|EIP)|Reader\d+)\b|/EntryPage/.*/SourceObjectKeys\[1\]$|EmptiedOnDelete"
         # versioning of the images buckets follows images_recoverable_days
         r"|/Images/(Public|Private)/Bucket/Resource/Properties/(VersioningConfiguration|LifecycleConfiguration)"
+        # Database Insights follows database_insights
+        r"|/Database/Cluster/(Writer/|Reader\d+/)?Resource/Properties/(DatabaseInsightsMode|PerformanceInsights\w+|EnablePerformanceInsights)"
     )
     unexplained = [
         (path, a, b)

@@ -16,6 +16,17 @@ from stages.config import EnvironmentConfig
 
 ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_16_11
 MASTER_USERNAME = "yoctogram"
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+"""A session idle inside a transaction this long is ended: it holds locks and a pool slot for nothing."""
+
+
+def cluster_parameters(config: EnvironmentConfig) -> dict[str, str]:
+    """The cluster parameter group's settings (the engine's defaults otherwise)."""
+    return {
+        "rds.force_ssl": "1",  # no plaintext connection, whatever a client asks for
+        "log_min_duration_statement": str(config.slow_query_ms),
+        "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS),
+    }
 
 
 class Database(Construct):
@@ -66,10 +77,31 @@ class Database(Construct):
             dbname=config.database_name,
             secret_name=names.database_secret(config),
         )
+        engine = rds.DatabaseClusterEngine.aurora_postgres(version=ENGINE_VERSION)
+        parameter_group = rds.ParameterGroup(
+            self,
+            "Parameters",
+            engine=engine,
+            description="Yoctogram: TLS only, slow-query log, idle-in-transaction timeout",
+            parameters=cluster_parameters(config),
+        )
+        insights = (
+            {
+                "database_insights_mode": rds.DatabaseInsightsMode.ADVANCED,
+                "enable_performance_insights": True,
+                "performance_insight_retention": rds.PerformanceInsightRetention.MONTHS_15,
+            }
+            if config.database_insights
+            else {}
+        )
+        # The instances say the same as the cluster (they follow it anyway; silent disagreement is a warning).
+        instance_insights = {k: v for k, v in insights.items() if k != "database_insights_mode"}
         self.cluster = rds.DatabaseCluster(
             self,
             "Cluster",
-            engine=rds.DatabaseClusterEngine.aurora_postgres(version=ENGINE_VERSION),
+            engine=engine,
+            parameter_group=parameter_group,
+            **insights,
             cluster_identifier=cluster_identifier,
             credentials=rds.Credentials.from_secret(credentials),
             default_database_name=config.database_name,
@@ -77,10 +109,12 @@ class Database(Construct):
             vpc=vpc,
             vpc_subnets=ISOLATED,
             security_groups=[self.security_group],
-            writer=rds.ClusterInstance.serverless_v2("Writer", publicly_accessible=False),
+            writer=rds.ClusterInstance.serverless_v2(
+                "Writer", publicly_accessible=False, **instance_insights
+            ),
             readers=[
                 rds.ClusterInstance.serverless_v2(
-                    f"Reader{index}", scale_with_writer=True, publicly_accessible=False
+                    f"Reader{index}", scale_with_writer=True, publicly_accessible=False, **instance_insights
                 )
                 for index in range(1, config.aurora_readers + 1)
             ],
@@ -111,6 +145,14 @@ class Database(Construct):
         self.rotation = self.cluster.add_rotation_single_user(
             automatically_after=cdk.Duration.days(config.database_rotation_days), vpc_subnets=PRIVATE
         )
+        # The schedule rotates at once when created: only once the instances accept connections, or the
+        # first rotation fails half-way and every later schedule change fails ("previous rotation isn't
+        # complete"). The cluster alone is not enough: CloudFormation creates its instances after it.
+        schedules = [c for c in self.node.find_all() if isinstance(c, secretsmanager.CfnRotationSchedule)]
+        instances = [c for c in self.cluster.node.find_all() if isinstance(c, rds.CfnDBInstance)]
+        assert schedules and instances, "the rotation schedule (on the attached secret) and the instances"
+        for schedule in schedules:
+            schedule.node.add_dependency(*instances)
         if not config.retain_data:
             Validations.of(self.cluster).acknowledge(
                 cdk.Acknowledgment(
