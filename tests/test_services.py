@@ -9,7 +9,7 @@ from aws_cdk.assertions import Match
 
 from stages.components.backend_settings import DATABASE_SECRET_FIELDS
 from stages.components.images_buckets import images_bucket_name
-from tests.templates import StageTemplates, subnet_tiers
+from tests.templates import ROOT, StageTemplates, subnet_tiers
 
 PLAIN_SETTINGS = {
     "APP_ENV",
@@ -366,6 +366,21 @@ def test_datadog_agent_and_log_router_sidecars(stage: StageTemplates) -> None:
         assert router["FirelensConfiguration"]["Options"]["config-file-type"] == "file"
         assert found[main]["LogConfiguration"] == {"LogDriver": "awsfirelens"}
         assert environment(router)["DD_SITE"] == config.datadog_site
+        # Traces need a tracer in the app: APM is on only if the backend installs one.
+        tracer = "ddtrace" in (ROOT / "backend" / "requirements.txt").read_text()
+        assert environment(agent)["DD_APM_ENABLED"] == ("true" if tracer else "false")
+
+
+def test_every_backend_task_leaves_its_app_room_beside_the_sidecars(stage: StageTemplates) -> None:
+    """The sidecars reserve their memory first; Python with its pool and the event loop needs ~400 MiB."""
+    for unit, main in BACKEND_CONTAINERS:
+        task = task_definition(stage, unit, main)
+        sidecars = sum(
+            c.get("MemoryReservation", c.get("Memory", 0))
+            for c in task["ContainerDefinitions"]
+            if c["Name"] != main
+        )
+        assert int(task["Memory"]) - sidecars >= 448, (main, task["Memory"], sidecars)
 
 
 def test_execution_role_reads_the_datadog_key_by_name(stage: StageTemplates) -> None:

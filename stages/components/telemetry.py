@@ -33,7 +33,7 @@ class TaskTelemetry(Construct):
     """Adds the Datadog agent and the log router to `task_definition`; the app logs through `app_logging`.
 
     - The Datadog agent (not essential: the app keeps serving if it stops) collects the ECS Fargate
-      metrics of the task and receives APM traces and DogStatsD on localhost. Its API key comes from the
+      metrics of the task and receives DogStatsD on localhost (APM off: the backend runs no tracer). Its API key comes from the
       Secrets Manager secret named in config, injected by ECS at start; it never appears in a template.
     - The app container logs through FireLens; the router sends every record to Datadog and to
       `app_log_group` in CloudWatch (retention from config). The sidecars' own logs go straight to
@@ -95,7 +95,9 @@ class TaskTelemetry(Construct):
             environment={
                 **datadog_env,
                 "ECS_FARGATE": "true",
-                "DD_APM_ENABLED": "true",
+                # No tracer runs in the backend (no ddtrace), so there are no traces to receive: off, so
+                # nobody reads an empty APM page as "no latency problem".
+                "DD_APM_ENABLED": "false",
                 "DD_DOGSTATSD_NON_LOCAL_TRAFFIC": "true",
             },
             secrets={"DD_API_KEY": api_key},
