@@ -23,6 +23,8 @@ PLAIN_SETTINGS = {
     "MAX_UPLOAD_BYTES",
     "WEB_CONCURRENCY",
     "HTTP_KEEP_ALIVE_SECONDS",
+    "POSTGRES_SSL_MODE",
+    "POSTGRES_SSL_ROOT_CERT",
     "DB_POOL_SIZE",
     "DB_MAX_OVERFLOW",
     "POSTGRES_PASSWORD_SECRET_ID",
@@ -304,6 +306,9 @@ def test_plain_settings(stage: StageTemplates) -> None:
         assert env["PUBLIC_IMAGES_BUCKET"] == images_bucket_name(config, "public")
         assert env["PRIVATE_IMAGES_BUCKET"] == images_bucket_name(config, "private")
         assert env["WEB_CONCURRENCY"] == str(config.web_concurrency)
+        # TLS to Aurora, checked against the RDS bundle the image carries (backend/Dockerfile)
+        assert env["POSTGRES_SSL_MODE"] == "verify-full"
+        assert env["POSTGRES_SSL_ROOT_CERT"] in (ROOT / "backend" / "Dockerfile").read_text()
         pool = ("1", "0") if main == "cleanup" else (str(config.db_pool_size), str(config.db_max_overflow))
         assert (env["DB_POOL_SIZE"], env["DB_MAX_OVERFLOW"]) == pool, main
         [queue_id] = [

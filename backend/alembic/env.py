@@ -23,13 +23,21 @@ def _url() -> str:
 
 
 def _engine() -> AsyncEngine:
-    """A URL given by the caller (tests), else the app's settings, password from its secret if it has one."""
-    options = {"connect_args": {"server_settings": {"application_name": "yoctogram-migrate"}}}
-    if not config.attributes.get("database_url"):
-        # No statement timeout: a migration may rewrite a large table.
-        options = connection_options(
-            get_settings(), application_name="yoctogram-migrate", statement_timeout_ms=None
-        )
+    """A URL given by the caller (tests), else the app's settings, password from its secret if it has one.
+
+    No statement timeout (a migration may rewrite a large table), but a lock timeout: an ALTER that waits
+    for a lock queues every later query on that table behind it, so it gives up instead (the deploy fails
+    and is retried) rather than stall the site.
+    """
+    settings = get_settings()
+    options = connection_options(
+        settings,
+        application_name="yoctogram-migrate",
+        statement_timeout_ms=None,
+        lock_timeout_ms=settings.MIGRATION_LOCK_TIMEOUT_MS,
+    )
+    if config.attributes.get("database_url"):
+        options = {"connect_args": options.get("connect_args", {})}  # the URL carries the password
     return create_async_engine(_url(), **options)
 
 

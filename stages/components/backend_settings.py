@@ -12,6 +12,8 @@ from stages import names
 from stages.config import EnvironmentConfig
 
 CONTAINER_PORT = 8000
+RDS_CA_BUNDLE = "/srv/certs/rds-global-bundle.pem"
+"""Where backend/Dockerfile puts the RDS certificate authorities' bundle (every region's)."""
 HEALTH_CHECK_PATH = "/api/v1/health"
 MIGRATE_COMMAND = ["python", "-m", "app.migrate"]
 EVENT_WORKER_COMMAND = ["python", "-m", "app.events"]
@@ -88,5 +90,8 @@ def backend_settings(
         "DB_POOL_SIZE": str(config.db_pool_size),
         "DB_MAX_OVERFLOW": str(config.db_max_overflow),
         "POSTGRES_PASSWORD_SECRET_ID": names.database_secret(config),
+        # Aurora refuses plaintext (rds.force_ssl); the tasks also check who answers.
+        "POSTGRES_SSL_MODE": "verify-full",
+        "POSTGRES_SSL_ROOT_CERT": RDS_CA_BUNDLE,
     }
     return BackendSettings(environment=environment, secrets=secrets, database_secret=database_secret)

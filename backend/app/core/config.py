@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     # rotation needs no restart (app/core/db_password.py); POSTGRES_PASSWORD is then not used.
     POSTGRES_PASSWORD_SECRET_ID: str | None = None
     POSTGRES_DB: str = "yoctogram"
+    # TLS to the database. In AWS: verify-full against the RDS CA bundle the image carries (Aurora has
+    # rds.force_ssl on, so nothing connects in plaintext); locally the embedded server speaks no TLS.
+    POSTGRES_SSL_MODE: Literal["disable", "prefer", "require", "verify-full"] = "prefer"
+    POSTGRES_SSL_ROOT_CERT: str | None = None
+    # Migrations wait at most this long for a table lock: an ALTER queued behind a long query would queue
+    # every later query behind itself; failing (and retrying the deploy) is better than an outage.
+    MIGRATION_LOCK_TIMEOUT_MS: int = Field(default=5_000, ge=100)
     # All of a worker's connections stay open: SQLAlchemy closes an overflow connection when it comes back,
     # so under a burst the overflow is opened and closed again and again (~2 ms of CPU each; bench/README.md).
     DB_POOL_SIZE: int = Field(default=10, ge=1, le=100)
@@ -83,6 +90,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SECRET_KEY must be set (at least 32 characters) when APP_ENV is not 'local'; "
                 "the stack provides it from Secrets Manager"
+            )
+        if self.POSTGRES_SSL_MODE == "verify-full" and not self.POSTGRES_SSL_ROOT_CERT:
+            raise ValueError(
+                "POSTGRES_SSL_MODE=verify-full needs POSTGRES_SSL_ROOT_CERT (the CA bundle's path)"
             )
         return self
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ssl
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -109,18 +110,50 @@ class _DeadConnections:
         return None
 
 
+def ssl_option(settings: Settings) -> ssl.SSLContext | bool | None:
+    """asyncpg's `ssl` for POSTGRES_SSL_MODE: None (its own default, prefer), False, or a context.
+
+    verify-full checks the server's chain against POSTGRES_SSL_ROOT_CERT only (the RDS CA bundle, not the
+    system's CAs) and its name against the host connected to.
+    """
+    mode = settings.POSTGRES_SSL_MODE
+    if mode == "prefer":
+        return None
+    if mode == "disable":
+        return False
+    if mode == "require":  # encrypted, not authenticated
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    context = ssl.create_default_context(cafile=settings.POSTGRES_SSL_ROOT_CERT)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 def connection_options(
-    settings: Settings, *, application_name: str, statement_timeout_ms: int | None
+    settings: Settings,
+    *,
+    application_name: str,
+    statement_timeout_ms: int | None,
+    lock_timeout_ms: int | None = None,
 ) -> dict[str, Any]:
     """How `create_async_engine` opens connections: the URL's password, or with POSTGRES_PASSWORD_SECRET_ID
-    the secret's, read when a connection opens (rotation needs no restart: app/core/db_password.py)."""
+    the secret's, read when a connection opens (rotation needs no restart: app/core/db_password.py);
+    TLS as POSTGRES_SSL_MODE says."""
     server_settings = {"application_name": application_name}
     if statement_timeout_ms is not None:
         server_settings["statement_timeout"] = str(statement_timeout_ms)
+    if lock_timeout_ms is not None:
+        server_settings["lock_timeout"] = str(lock_timeout_ms)
     connect_args: dict[str, Any] = {
         "server_settings": server_settings,
         "timeout": settings.DB_CONNECT_TIMEOUT,
     }
+    tls = ssl_option(settings)
+    if tls is not None:
+        connect_args["ssl"] = tls
     if statement_timeout_ms:
         # Client side: a statement the server neither answers nor cancels in time (_DeadConnections).
         connect_args["command_timeout"] = statement_timeout_ms / 1000 + settings.DB_CONNECT_TIMEOUT
