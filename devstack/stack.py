@@ -20,12 +20,16 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devstack import keys
 from devstack.postgres import LocalPostgres, PostgresError, port_in_use
 from devstack.s3server import Layout, queue_url
 
 PROJECT = Path(__file__).resolve().parent.parent
+MARKER = "YOCTOGRAM_LOCAL_DIR"
+"""Set in the environment of every process the stack starts, to its LOCAL_DIR: `make down` finds them by
+it even when the record of what ran is lost (a `make up` killed outright, a deleted .local/run)."""
 
 
 class StackError(RuntimeError):
@@ -80,6 +84,10 @@ class StackSettings:
     def site_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def marker(self) -> str:
+        return str(self.local_dir.resolve())
+
 
 def say(message: str) -> None:
     print(f"==> {message}", flush=True)
@@ -101,6 +109,7 @@ class Stack:
         self.children: list[Child] = []
         self.postgres: LocalPostgres | None = None
         self.app_env: dict[str, str] = {}
+        self.owns_record = False  # only a run that started its services may forget them
 
     # --- helpers -----------------------------------------------------------------------------
     def _record_children(self) -> None:
@@ -115,7 +124,7 @@ class Stack:
         process = subprocess.Popen(
             args,
             cwd=PROJECT,
-            env=env or self.app_env,
+            env={**(env or self.app_env), MARKER: self.settings.marker},
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -299,6 +308,7 @@ class Stack:
         self._refuse_if_running()
         self.check_ports()
         s.pid_file.write_text(str(os.getpid()))
+        self.owns_record = True
         db_env = self.start_postgres()
         s3_env = self.start_s3()
         self.app_env = self.build_app_env(db_env, s3_env)
@@ -314,6 +324,13 @@ class Stack:
                 f"`make up` is already running (pid {pid}). Open {self.settings.site_url}, "
                 "or stop it with `make down`."
             )
+        left = leftovers(self.settings)
+        if left:
+            raise StackError(
+                "The last `make up` was stopped without stopping its services (killed?); still running: "
+                + ", ".join(left)
+                + ". Stop them with `make down`, then run `make up` again."
+            )
 
     def _banner(self) -> None:
         s = self.settings
@@ -327,13 +344,34 @@ class Stack:
         print("Ctrl-C (or `make down` elsewhere) stops everything; `make logs` follows the logs.", flush=True)
 
     def watch(self) -> None:
-        """Block until a signal arrives or a service dies (then say which, and stop the rest)."""
+        """Block until a signal arrives or a service dies (then say which, and stop the rest); a PostgreSQL
+        that died is started again (the API answers 503 meanwhile, and recovers by itself)."""
         while True:
             for child in self.children:
                 code = child.process.poll()
                 if code is not None:
                     self._fail_with_log(child, f"{child.name} stopped unexpectedly (exit code {code})")
+            if self.postgres is not None and self.postgres.postmaster_pid() is None:
+                self._restart_postgres(self.postgres)
             time.sleep(0.5)
+
+    def _restart_postgres(self, pg: LocalPostgres, timeout: float = 60.0) -> None:
+        say(f"PostgreSQL stopped unexpectedly; restarting it (its log: {pg.log_file})")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                # Its old processes must be gone first: they hold its shared memory and maybe its port.
+                pg.start(timeout=max(5.0, deadline - time.monotonic()))
+            except PostgresError as error:
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"PostgreSQL stopped and could not be started again: {error}\n"
+                        "Everything is stopped; run `make up` again (`make down` first if it says a port is taken)."
+                    ) from None
+                time.sleep(1)
+                continue
+            say("PostgreSQL is back; the API reconnects by itself")
+            return
 
     def down(self) -> None:
         """Stop children (newest first), then PostgreSQL; never raises."""
@@ -345,6 +383,8 @@ class Stack:
                 self.postgres.stop()
             except PostgresError as error:
                 print(f"warning: {error}", file=sys.stderr)
+        if not self.owns_record:  # a refused start: what ran before is still recorded, for `make down`
+            return
         self.settings.children_file.unlink(missing_ok=True)
         if _read_pid(self.settings.pid_file) == os.getpid():  # never remove another `make up`'s pid file
             self.settings.pid_file.unlink(missing_ok=True)
@@ -367,13 +407,15 @@ def _stop_group(pid: int, process: subprocess.Popen[bytes] | None = None, timeou
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """True while a process of the group runs (zombies do not count: a killed `make up` leaves its
+    children's to an init that may never reap them)."""
+    import psutil
+
+    for process in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == pgid:
+                return True
+    return False
 
 
 def _read_pid(path: Path) -> int | None:
@@ -384,13 +426,15 @@ def _read_pid(path: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie does not)."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.Error:
         return True
-    return True
 
 
 @contextlib.contextmanager
@@ -426,7 +470,81 @@ def run_up() -> int:
     return return_code
 
 
+def _cluster_home(settings: StackSettings) -> Path | None:
+    root = settings.local_dir / "postgres"
+    return root.resolve() if root.exists() else None
+
+
+def stack_processes(settings: StackSettings) -> list[Any]:
+    """Every process of this checkout's stack (this LOCAL_DIR) still running, found without the record:
+    those started with the stack's marker in their environment, PostgreSQL's (their working directory is
+    its data folder), and a `python -m devstack up` of this LOCAL_DIR. Never this process or its parents."""
+    import psutil
+
+    marker = settings.marker
+    home = _cluster_home(settings)
+    ours = {os.getpid(), *(parent.pid for parent in psutil.Process().parents())}
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "cwd", "environ", "status"]):
+        info = process.info
+        if info["pid"] in ours or info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        env = info["environ"] or {}
+        cwd = Path(info["cwd"]) if info["cwd"] else None
+        cmdline = info["cmdline"] or []
+        if env.get(MARKER) == marker:
+            found.append(process)
+        elif home is not None and cwd is not None and (cwd == home or home in cwd.parents):
+            found.append(process)  # PostgreSQL: the postmaster and its backends run in the data folder
+        elif cmdline[1:4] == ["-m", "devstack", "up"]:
+            local_dir = Path(env.get("LOCAL_DIR") or PROJECT / ".local")
+            if not local_dir.is_absolute() and cwd is not None:
+                local_dir = cwd / local_dir
+            if str(local_dir.resolve()) == marker:
+                found.append(process)
+    return found
+
+
+def _describe(process: Any) -> str:
+    try:
+        command = " ".join(process.cmdline())[:80]
+    except Exception:  # gone meanwhile, or not ours to read
+        command = "?"
+    return f"{command} (pid {process.pid})"
+
+
+def leftovers(settings: StackSettings) -> list[str]:
+    """What still runs of an earlier `make up` of this LOCAL_DIR: its record's children, and whatever
+    `stack_processes` finds."""
+    try:
+        recorded = json.loads(settings.children_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        recorded = {}
+    found = [f"{name} (pid {pid})" for name, pid in recorded.items() if _group_alive(pid)]
+    found += [
+        _describe(process) for process in stack_processes(settings) if process.pid not in recorded.values()
+    ]
+    return found
+
+
+def _stop_processes(processes: list[Any], timeout: float = 10.0) -> list[Any]:
+    """SIGTERM, then SIGKILL what is still running after `timeout`; returns those that survived both."""
+    import psutil
+
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _gone, alive = psutil.wait_procs(processes, timeout=timeout)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    _gone, alive = psutil.wait_procs(alive, timeout=5)
+    return list(alive)
+
+
 def run_down() -> int:
+    """Stop every process of the stack, whatever the last run left: `make up` itself, its recorded
+    children, anything else `stack_processes` finds, and PostgreSQL."""
     settings = StackSettings()
     pid = _read_pid(settings.pid_file)
     if pid and _alive(pid):
@@ -438,7 +556,7 @@ def run_down() -> int:
         if _alive(pid):
             print(f"`make up` (pid {pid}) did not stop within 60s; killing it.", file=sys.stderr)
             os.kill(pid, signal.SIGKILL)
-    # Leftovers of a `make up` that was killed outright: its children, then PostgreSQL.
+    # Leftovers of a `make up` that was killed outright: its recorded children, ...
     try:
         children = json.loads(settings.children_file.read_text())
     except (OSError, json.JSONDecodeError):
@@ -447,16 +565,41 @@ def run_down() -> int:
         if _group_alive(child_pid):
             say(f"Stopping leftover {name} (pid {child_pid})")
             _stop_group(child_pid)
-    pg_root = settings.local_dir / "postgres"
-    if pg_root.exists():
-        pg = LocalPostgres(root=pg_root, port=settings.pg_port)
+    # ... whatever else of this LOCAL_DIR runs (the record may be lost), PostgreSQL last.
+    home = _cluster_home(settings)
+    services = [p for p in stack_processes(settings) if home is None or not _runs_in(p, home)]
+    for process in services:
+        say(f"Stopping leftover {_describe(process)}")
+    _stop_processes(services)
+    if home is not None:
+        pg = LocalPostgres(root=settings.local_dir / "postgres", port=settings.pg_port)
         if pg.running():
             say("Stopping leftover PostgreSQL")
-            pg.stop()
+            try:
+                pg.stop()
+            except PostgresError as error:
+                print(f"warning: {error}", file=sys.stderr)
+    left = _stop_processes(stack_processes(settings))
     settings.children_file.unlink(missing_ok=True)
     settings.pid_file.unlink(missing_ok=True)
+    if left:
+        print(
+            "ERROR: still running after SIGKILL: "
+            + ", ".join(_describe(p) for p in left)
+            + ". Stop them by hand (`kill -9 <pid>`, as their owner or root).",
+            file=sys.stderr,
+        )
+        return 1
     say("Nothing of the local stack is running.")
     return 0
+
+
+def _runs_in(process: Any, folder: Path) -> bool:
+    try:
+        cwd = Path(process.cwd())
+    except Exception:  # gone meanwhile, or not ours to read
+        return False
+    return cwd == folder or folder in cwd.parents
 
 
 def run_reset() -> int:

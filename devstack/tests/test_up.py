@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.postgres import LocalPostgres, free_port
+from devstack.postgres import LocalPostgres, free_port, port_in_use
 from devstack.s3server import Layout, client
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -268,3 +268,71 @@ def test_make_up_turns_an_upload_into_a_served_rendition(up_env: tuple[dict[str,
         )  # its 2 private posts stay private
     finally:
         stack.ctrl_c()
+
+
+def test_make_up_after_a_killed_one_refuses_and_make_down_stops_everything(
+    up_env: tuple[dict[str, str], Path],
+) -> None:
+    """`kill -9` of make up's group orphans its services: the next `make up` must keep their record and
+    say to run `make down`, which stops them all, even with the record lost."""
+    env, local_dir = up_env
+    stack = Up(env, local_dir)
+    stack.start()
+    pids = stack.started_pids()
+    assert stack.process is not None
+    os.killpg(stack.process.pid, signal.SIGKILL)
+    stack.process.wait(timeout=10)
+    assert [name for name, pid in pids.items() if not _pid_alive(pid)] == []  # orphaned, still running
+
+    again = subprocess.run(
+        ["make", "-s", "up"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode != 0
+    assert "Stop them with `make down`" in again.stderr, again.stdout + again.stderr
+    assert stack.started_pids() == pids  # the record of the orphans is kept
+    assert [name for name, pid in pids.items() if not _pid_alive(pid)] == []
+
+    # Even without the record, `make down` finds every process of this LOCAL_DIR.
+    (local_dir / "run" / "children.json").unlink()
+    (local_dir / "run" / "up.pid").unlink(missing_ok=True)
+    down = subprocess.run(
+        ["make", "-s", "down"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert [name for name, pid in pids.items() if _pid_alive(pid)] == []
+    assert not LocalPostgres(root=local_dir / "postgres", port=int(env["LOCAL_PG_PORT"])).running()
+    for name in ("PORT", "S3_PORT", "LOCAL_PG_PORT"):
+        assert not port_in_use(int(env[name])), f"{name} {env[name]} is still taken"
+
+
+def test_postgres_killed_while_make_up_runs_is_restarted_and_keeps_acknowledged_writes(
+    up_env: tuple[dict[str, str], Path],
+) -> None:
+    env, local_dir = up_env
+    stack = Up(env, local_dir)
+    stack.start()
+    try:
+        api = f"{stack.url}/api/v1"
+        account = {"username": "durable", "email": "durable@example.com", "password": "acknowledged"}
+        assert httpx.post(f"{api}/auth/register/", json=account).status_code == 201
+        pg = LocalPostgres(root=local_dir / "postgres", port=int(env["LOCAL_PG_PORT"]))
+        killed = pg.postmaster_pid()
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)  # right after the acknowledged commit
+
+        statuses = []
+        deadline = time.monotonic() + 90
+        login = None
+        while time.monotonic() < deadline:
+            login = httpx.post(f"{api}/auth/login/", json=account, timeout=30)
+            statuses.append(login.status_code)
+            if login.status_code == 200 and pg.postmaster_pid() not in (None, killed):
+                break
+            time.sleep(0.2)
+        assert login is not None and login.status_code == 200, (statuses, login and login.text)
+        assert set(statuses) <= {200, 503}, statuses  # down: a 503 with a reason, never a 500
+        assert pg.postmaster_pid() not in (None, killed)
+    finally:
+        stack.ctrl_c()
+    assert "PostgreSQL stopped unexpectedly; restarting it" in stack.output
+    assert "PostgreSQL is back" in stack.output
