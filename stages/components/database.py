@@ -85,23 +85,18 @@ class Database(Construct):
             description="Yoctogram: TLS only, slow-query log, idle-in-transaction timeout",
             parameters=cluster_parameters(config),
         )
-        insights = (
-            {
-                "database_insights_mode": rds.DatabaseInsightsMode.ADVANCED,
-                "enable_performance_insights": True,
-                "performance_insight_retention": rds.PerformanceInsightRetention.MONTHS_15,
-            }
-            if config.database_insights
-            else {}
-        )
-        # The instances say the same as the cluster (they follow it anyway; silent disagreement is a warning).
-        instance_insights = {k: v for k, v in insights.items() if k != "database_insights_mode"}
+        # Database Insights (advanced) on the cluster, and the same on the instances (they follow the
+        # cluster anyway; a silent disagreement is a synth warning).
+        insights = config.database_insights
+        retention = rds.PerformanceInsightRetention.MONTHS_15 if insights else None
         self.cluster = rds.DatabaseCluster(
             self,
             "Cluster",
             engine=engine,
             parameter_group=parameter_group,
-            **insights,
+            database_insights_mode=rds.DatabaseInsightsMode.ADVANCED if insights else None,
+            enable_performance_insights=insights or None,
+            performance_insight_retention=retention,
             cluster_identifier=cluster_identifier,
             credentials=rds.Credentials.from_secret(credentials),
             default_database_name=config.database_name,
@@ -110,11 +105,18 @@ class Database(Construct):
             vpc_subnets=ISOLATED,
             security_groups=[self.security_group],
             writer=rds.ClusterInstance.serverless_v2(
-                "Writer", publicly_accessible=False, **instance_insights
+                "Writer",
+                publicly_accessible=False,
+                enable_performance_insights=insights or None,
+                performance_insight_retention=retention,
             ),
             readers=[
                 rds.ClusterInstance.serverless_v2(
-                    f"Reader{index}", scale_with_writer=True, publicly_accessible=False, **instance_insights
+                    f"Reader{index}",
+                    scale_with_writer=True,
+                    publicly_accessible=False,
+                    enable_performance_insights=insights or None,
+                    performance_insight_retention=retention,
                 )
                 for index in range(1, config.aurora_readers + 1)
             ],
