@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     MAX_REQUEST_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
     UPLOAD_URL_EXPIRES_SECONDS: int = Field(default=300, ge=10, le=3600)
     PENDING_MAX_AGE_HOURS: int = Field(default=24, ge=1)
+    # S3 calls give up soon: a hung S3 is a 503 within about connect + attempts x read seconds, not a
+    # request held for the SDK's default 60 s reads. A read timeout is per socket read, so a large
+    # object that keeps arriving is not cut off.
+    S3_CONNECT_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0, le=60)
+    S3_READ_TIMEOUT_SECONDS: float = Field(default=3.0, gt=0, le=60)
+    S3_MAX_ATTEMPTS: int = Field(default=2, ge=1, le=10)
 
     # HTTP.
     FORWARD_FACING_NAME: str = "127.0.0.1:8000"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import asyncpg
+from botocore.exceptions import BotoCoreError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -51,6 +52,7 @@ class Unavailable(DomainError):
 
 DATABASE_UNAVAILABLE = "The database is unavailable; try again in a moment"
 DATABASE_BUSY = "The database is busy; try again in a moment"
+IMAGE_STORE_UNAVAILABLE = "The image store is unavailable; try again in a moment"
 RETRY_AFTER_SECONDS = 5
 """The `Retry-After` of every 503: how long a client waits before it tries again (the database restarts,
 fails over or gets a free connection within seconds)."""
@@ -181,6 +183,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if detail is None:
             return await _unexpected(request, exc)
         return _database_fault(request, exc, detail)
+
+    @app.exception_handler(BotoCoreError)
+    async def _image_store_fault(request: Request, exc: BotoCoreError) -> JSONResponse:
+        # S3 did not answer within its timeouts (or could not be reached) outside the storage service's
+        # own translation, e.g. while reading a body: nothing the client did; it may retry.
+        log.error("image store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(503, IMAGE_STORE_UNAVAILABLE)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

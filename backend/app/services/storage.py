@@ -16,7 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.core.config import Settings
-from app.core.errors import Unavailable
+from app.core.errors import IMAGE_STORE_UNAVAILABLE, Unavailable
 
 log = logging.getLogger("app.storage")
 
@@ -25,7 +25,8 @@ DEFAULT_CONTENT_TYPE = "image/jpeg"
 
 
 def make_s3_client(settings: Settings) -> Any:
-    """The process's S3 client: regional, SigV4, bounded retries and timeouts."""
+    """The process's S3 client: regional, SigV4, bounded retries and short timeouts (S3_* settings), so
+    that a hung S3 is a 503 within seconds."""
     import boto3  # imported on first use: it is slow to import, and not every process needs it
 
     return boto3.client(
@@ -34,9 +35,9 @@ def make_s3_client(settings: Settings) -> Any:
         endpoint_url=settings.AWS_ENDPOINT_URL or None,
         config=Config(
             signature_version="s3v4",
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=3,
-            read_timeout=10,
+            retries={"max_attempts": settings.S3_MAX_ATTEMPTS, "mode": "standard"},
+            connect_timeout=settings.S3_CONNECT_TIMEOUT_SECONDS,
+            read_timeout=settings.S3_READ_TIMEOUT_SECONDS,
             max_pool_connections=32,
         ),
     )
@@ -73,13 +74,13 @@ class ImageStorage:
             if _missing(error):
                 raise
             log.exception("S3 %s failed", what)
-            raise Unavailable("The image store is unavailable; try again in a moment") from None
+            raise Unavailable(IMAGE_STORE_UNAVAILABLE) from None
         except BotoCoreError:
             log.exception("S3 %s failed", what)
-            raise Unavailable("The image store is unavailable; try again in a moment") from None
+            raise Unavailable(IMAGE_STORE_UNAVAILABLE) from None
 
     async def presigned_post(self, *, key: str, public: bool, content_type: str) -> PresignedPost:
-        """A POST policy for exactly `key`: 1 byte to MAX_UPLOAD_BYTES, an image/* type, a short expiry.
+        """A POST policy for exactly `key`: 1 byte to MAX_UPLOAD_BYTES, exactly `content_type`, a short expiry.
 
         `fields` names every form field the policy checks (key, Content-Type and the signature fields),
         so a client that sends `fields` back unchanged, then the file, satisfies S3.
@@ -92,7 +93,8 @@ class ImageStorage:
             Fields={"Content-Type": content_type},
             Conditions=[
                 ["content-length-range", 1, self.max_upload_bytes],
-                ["starts-with", "$Content-Type", "image/"],
+                # Pinned: the original is stored, and served, with the one type `generate` accepted.
+                {"Content-Type": content_type},
             ],
             ExpiresIn=self.expires_seconds,
         )
@@ -112,6 +114,9 @@ class ImageStorage:
             body = await anyio.to_thread.run_sync(lambda: got["Body"].read(64 * 1024))
         except ClientError:
             return None
+        except BotoCoreError:  # the body stopped coming (read timeout): as unavailable as the GET itself
+            log.exception("S3 GET body of %s failed", key)
+            raise Unavailable(IMAGE_STORE_UNAVAILABLE) from None
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
