@@ -53,6 +53,8 @@ SIGNATURE_MISMATCH = (
     "Check your key and signing method."
 )
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+POST_OBJECT_KEY = "devstack.post_object_key"
+"""The WSGI environ entry naming the key a checked POST Object stores (for the server's durable writes)."""
 
 
 @dataclass(frozen=True)
@@ -661,6 +663,7 @@ class S3Gateway:
         body = self._read_body(environ)
         form = parse_post_form(environ.get("CONTENT_TYPE", ""), body)
         key = check_post(form, bucket, self.credentials, self.clock())
+        environ[POST_OBJECT_KEY] = key
         assert form.content is not None  # check_post refuses a form without a file
         content_type, rewritten = encode_form(form.fields, key, form.file_name or "", form.content)
         environ["CONTENT_TYPE"] = content_type

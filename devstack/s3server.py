@@ -1,11 +1,15 @@
 """The local S3 + SQS server: moto on loopback, with state that survives restarts.
 
 moto keeps everything in memory. This process runs moto's server in a thread and mirrors every
-bucket's objects into a state folder (a manifest plus one blob per object), a second after they
-change and once more on shutdown. On start it restores those objects *before* it applies the bucket
-notifications, so a restore never replays upload events into the queue. Then it (re)applies the
-setup of DESIGN.md: both images buckets, CORS, the event queue and its dead-letter queue, and the
-buckets' notifications of `ObjectCreated` under originals and renditions to that queue.
+bucket's objects into a state folder (a manifest plus one blob per object). An upload (PUT or POST) or a
+delete is answered only after its blob and manifest entry are on disk (fsync), and so are the queue
+messages it sent: a `kill -9` right after a 204 loses neither the object nor its event. A full
+comparison also runs every `--interval` seconds and on shutdown (for anything else that changed).
+The queues' messages are kept in the state folder from when they are sent until they are deleted, and
+sent again on start. On start the objects are restored *before* the bucket notifications are applied,
+so a restore never makes new upload events. Then it (re)applies the setup of DESIGN.md: both images
+buckets, CORS, the event queue and its dead-letter queue, and the buckets' notifications of
+`ObjectCreated` under originals and renditions to that queue.
 
 In front of moto sits `devstack.s3auth.S3Gateway`, which checks what S3 checks and moto does not: a
 presigned POST's signature, expiry and every policy condition (with S3's own errors), and a SigV4
@@ -25,16 +29,18 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.s3auth import Credentials, S3Gateway
+from devstack.s3auth import POST_OBJECT_KEY, Credentials, S3Gateway
 
 log = logging.getLogger("devstack.s3server")
 
@@ -136,6 +142,25 @@ def apply_setup(endpoint_url: str, layout: Layout) -> None:
         )
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that it is on disk when this returns (a crash leaves old or new)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    tmp.replace(path)
+    _fsync_dir(path.parent)
+
+
 class Snapshot:
     """Mirror of every object on the server in `state_dir` (manifest.json + blobs/)."""
 
@@ -146,7 +171,14 @@ class Snapshot:
         self.endpoint_url = endpoint_url
         self.blobs.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._client: Any = None
         self.manifest: dict[str, dict[str, dict[str, Any]]] = self._load()
+
+    @property
+    def s3(self) -> Any:
+        if self._client is None:  # one client (thread-safe), made on first use: making one is slow
+            self._client = client("s3", self.endpoint_url)
+        return self._client
 
     def _load(self) -> dict[str, dict[str, dict[str, Any]]]:
         if not self.manifest_path.exists():
@@ -183,10 +215,40 @@ class Snapshot:
         self.save()
         return count
 
+    @staticmethod
+    def _entry(etag: str, blob_name: str, got: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "etag": etag,
+            "blob": blob_name,
+            "ContentType": got.get("ContentType"),
+            "CacheControl": got.get("CacheControl"),
+            "metadata": got.get("Metadata", {}),
+        }
+
+    def _write_manifest(self, manifest: dict[str, dict[str, dict[str, Any]]]) -> None:
+        write_durably(self.manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
+        self.manifest = manifest
+
+    def persist(self, bucket: str, key: str) -> None:
+        """Put one object's current state on disk now (its blob and manifest entry, or its removal)."""
+        with self._lock:
+            objects = dict(self.manifest.get(bucket, {}))
+            try:
+                got = self.s3.get_object(Bucket=bucket, Key=key)
+            except (self.s3.exceptions.NoSuchKey, self.s3.exceptions.NoSuchBucket):
+                if objects.pop(key, None) is None:
+                    return
+            else:
+                etag = got["ETag"]
+                blob_name = self._blob_name(bucket, key, etag)
+                write_durably(self.blobs / blob_name, got["Body"].read())
+                objects[key] = self._entry(etag, blob_name, got)
+            self._write_manifest({**self.manifest, bucket: objects})
+
     def save(self) -> None:
         """Write objects that are new or changed since the last save, drop deleted ones."""
         with self._lock:
-            s3 = client("s3", self.endpoint_url)
+            s3 = self.s3
             current: dict[str, dict[str, dict[str, Any]]] = {}
             for bucket_info in s3.list_buckets().get("Buckets", []):
                 bucket = bucket_info["Name"]
@@ -204,27 +266,128 @@ class Snapshot:
                         except s3.exceptions.NoSuchKey:
                             continue  # deleted between list and get
                         blob_name = self._blob_name(bucket, key, etag)
-                        tmp = self.blobs / (blob_name + ".tmp")
-                        tmp.write_bytes(got["Body"].read())
-                        tmp.replace(self.blobs / blob_name)
-                        objects[key] = {
-                            "etag": etag,
-                            "blob": blob_name,
-                            "ContentType": got.get("ContentType"),
-                            "CacheControl": got.get("CacheControl"),
-                            "metadata": got.get("Metadata", {}),
-                        }
+                        write_durably(self.blobs / blob_name, got["Body"].read())
+                        objects[key] = self._entry(etag, blob_name, got)
                 current[bucket] = objects
             if current == self.manifest:
                 return
-            tmp_manifest = self.manifest_path.with_suffix(".tmp")
-            tmp_manifest.write_text(json.dumps(current, indent=1, sort_keys=True))
-            tmp_manifest.replace(self.manifest_path)
-            self.manifest = current
+            self._write_manifest(current)
             wanted = {entry["blob"] for objects in current.values() for entry in objects.values()}
             for blob in self.blobs.iterdir():
                 if blob.name not in wanted:
                     blob.unlink(missing_ok=True)
+
+
+class QueueJournal:
+    """Every message of the local queues in `state_dir/queues/<queue>/<message id>.json`, from when it
+    is sent until it is deleted (moto keeps queues in memory only; SQS keeps them)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.root = state_dir / "queues"
+        self._lock = threading.Lock()
+        self._replayed = False  # until the kept messages are sent again, the files are all there is
+
+    @staticmethod
+    def _queues() -> dict[str, Any]:
+        from moto.sqs.models import sqs_backends
+
+        return dict(sqs_backends[ACCOUNT_ID][REGION].queues)
+
+    def sync(self) -> None:
+        """Write the messages sent since the last sync (fsync), remove those deleted since."""
+        with self._lock:
+            if not self._replayed:
+                return
+            for name, queue in self._queues().items():
+                folder = self.root / name
+                folder.mkdir(parents=True, exist_ok=True)
+                # every message, visible or in flight (moto's list; its public view hides in-flight ones)
+                current = {message.id: message.body for message in list(queue._messages)}
+                on_disk = {path.stem for path in folder.glob("*.json")}
+                for message_id in current.keys() - on_disk:
+                    write_durably(
+                        folder / f"{message_id}.json", json.dumps({"body": current[message_id]}).encode()
+                    )
+                for message_id in on_disk - current.keys():
+                    (folder / f"{message_id}.json").unlink(missing_ok=True)
+                if on_disk - current.keys():
+                    _fsync_dir(folder)
+
+    def replay(self) -> int:
+        """Send every kept message again (the queues exist by now); return how many."""
+        from moto.sqs.models import sqs_backends
+
+        backend = sqs_backends[ACCOUNT_ID][REGION]
+        queues = self._queues()
+        count = 0
+        for folder in sorted(self.root.glob("*")) if self.root.exists() else []:
+            if folder.name not in queues:
+                log.error("kept messages of unknown queue %s left in %s", folder.name, folder)
+                continue
+            for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime):
+                try:
+                    body = json.loads(path.read_text())["body"]
+                except (OSError, ValueError, KeyError) as error:
+                    log.error("unreadable kept message %s (%s); skipped", path, error)
+                    continue
+                backend.send_message(queue_name=folder.name, message_body=body)
+                count += 1
+        self._replayed = True
+        self.sync()  # the new messages are kept under their new ids (written first), then the old files go
+        return count
+
+
+_S3_OBJECT_PATH = re.compile(r"^/(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class DurableWrites:
+    """WSGI middleware: a write is answered only once what it changed is on disk.
+
+    moto stores an object (and sends its notification to the queue) before it answers; this holds the
+    answer back until the object's blob and manifest entry and the queue's new messages are fsynced.
+    The body of a write's answer is small, and it is sent only after this returns.
+    """
+
+    def __init__(self, app: WSGIApp, snapshot: Snapshot, journal: QueueJournal) -> None:
+        self.app = app
+        self.snapshot = snapshot
+        self.journal = journal
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        if method not in ("PUT", "POST", "DELETE"):
+            return self.app(environ, start_response)
+        status: list[int] = []
+
+        def capture(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(int(line.split(" ", 1)[0]))
+            return start_response(line, headers, exc_info) if exc_info else start_response(line, headers)
+
+        answer = self.app(environ, capture)
+        try:
+            chunks = list(answer)  # moto has finished the request once its body is produced
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+        if status and 200 <= status[-1] < 300:
+            self._persist(environ, method)
+        return chunks
+
+    def _persist(self, environ: dict[str, Any], method: str) -> None:
+        path = environ.get("PATH_INFO", "/")
+        match = _S3_OBJECT_PATH.match(path)
+        if match and match["bucket"] != ACCOUNT_ID:  # an S3 request (SQS paths are / or /<account>/<queue>)
+            bucket, key = (
+                match["bucket"],
+                environ.get(POST_OBJECT_KEY) or match["key"],
+            )  # PATH_INFO is decoded
+            if key:
+                self.snapshot.persist(bucket, key)
+            elif method == "POST" and "delete" in environ.get("QUERY_STRING", ""):
+                self.snapshot.save()  # DeleteObjects: many keys
+        self.journal.sync()  # notifications it sent, or messages sent or deleted
 
 
 class S3ServerProcess:
@@ -234,9 +397,14 @@ class S3ServerProcess:
     """
 
     def __init__(
-        self, port: int, state_dir: Path | None = None, credentials: Credentials | None = None
+        self,
+        port: int,
+        state_dir: Path | None = None,
+        credentials: Credentials | None = None,
+        interval: float = 0.2,
     ) -> None:
         self.port = port
+        self.interval = interval
         self.endpoint_url = f"http://127.0.0.1:{port}"
         self.state_dir = state_dir
         self.credentials = credentials or Credentials.from_env()
@@ -251,7 +419,7 @@ class S3ServerProcess:
             "--port",
             str(self.port),
             "--interval",
-            "0.2",
+            str(self.interval),
         ]
         if self.state_dir:
             args += ["--state-dir", str(self.state_dir)]
@@ -292,6 +460,12 @@ class S3ServerProcess:
             self.process.terminate()
             self.process.wait(timeout=30)
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown snapshot, as a crash or `kill -9`."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
 
 def serve(port: int, state_dir: Path | None, layout: Layout, interval: float = 1.0) -> None:
     """Run until SIGTERM/SIGINT: restore, set up, print READY, snapshot every `interval` seconds."""
@@ -306,9 +480,13 @@ def serve(port: int, state_dir: Path | None, layout: Layout, interval: float = 1
     # This process's own clients (setup, snapshot) sign with the credentials the server accepts.
     os.environ["AWS_ACCESS_KEY_ID"] = credentials.access_key
     os.environ["AWS_SECRET_ACCESS_KEY"] = credentials.secret_key
-    app = S3Gateway(
+    snapshot = Snapshot(state_dir, f"http://127.0.0.1:{port}") if state_dir else None
+    journal = QueueJournal(state_dir) if state_dir else None
+    app: WSGIApp = S3Gateway(
         DomainDispatcherApplication(create_backend_app), credentials, allowed_origin=layout.allowed_origin
     )
+    if snapshot and journal:
+        app = DurableWrites(app, snapshot, journal)
     try:
         server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     except OSError as error:
@@ -317,11 +495,12 @@ def serve(port: int, state_dir: Path | None, layout: Layout, interval: float = 1
     thread = threading.Thread(target=server.serve_forever, name="s3-server", daemon=True)
     thread.start()
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-
-    snapshot = Snapshot(state_dir, endpoint) if state_dir else None
+    if snapshot:
+        snapshot.endpoint_url = endpoint
     restored = snapshot.restore() if snapshot else 0
     apply_setup(endpoint, layout)
-    print(f"READY {endpoint} restored={restored}", flush=True)
+    replayed = journal.replay() if journal else 0
+    print(f"READY {endpoint} restored={restored} replayed={replayed}", flush=True)
 
     stop = threading.Event()
 
@@ -331,13 +510,15 @@ def serve(port: int, state_dir: Path | None, layout: Layout, interval: float = 1
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     while not stop.wait(interval):
-        if snapshot:
+        if snapshot and journal:
             try:
                 snapshot.save()
+                journal.sync()  # messages moved to the dead-letter queue, or whose retention ended
             except Exception:  # a failed snapshot must not take the server down; retry next tick
                 log.exception("S3 snapshot failed; will retry")
-    if snapshot:
+    if snapshot and journal:
         snapshot.save()
+        journal.sync()
     server.shutdown()
     thread.join()
 
