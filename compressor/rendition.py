@@ -55,6 +55,16 @@ except ImportError:  # pragma: no cover - depends on the Pillow build
 # (MPO, written by some cameras) are opened by the JPEG plugin and report the format "MPO".
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", *_AVIF)
 JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+# The upload types of the formats every build renders (AVIF depends on the Pillow build, so it is not
+# offered). The API's `generate` accepts exactly these (backend/app/services/images.py,
+# UPLOAD_CONTENT_TYPES; the two images share no code, a test checks that the lists agree).
+RENDERABLE_CONTENT_TYPES: Mapping[str, str] = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+    "image/bmp": "BMP",
+}
 
 OUTPUT_FORMATS: Mapping[str, tuple[str, str, str]] = {
     # OUTPUT_FORMAT value: (Pillow format, key extension, Content-Type)

@@ -125,7 +125,8 @@ async def test_the_upload_policy_names_every_field_it_checks(
     assert {"key": f"private/originals/{generated['id']}"} in conditions
     assert {"bucket": settings.PRIVATE_IMAGES_BUCKET} in conditions
     assert ["content-length-range", 1, settings.MAX_UPLOAD_BYTES] in conditions
-    assert ["starts-with", "$Content-Type", "image/"] in conditions
+    assert {"Content-Type": "image/jpeg"} in conditions  # pinned: the original is stored with this type
+    assert not [c for c in conditions if isinstance(c, list) and c[0] == "starts-with"]
     named = set()
     for condition in conditions:
         if isinstance(condition, dict):
@@ -140,7 +141,14 @@ async def test_the_upload_policy_names_every_field_it_checks(
 
 @pytest.mark.parametrize(
     ("privacy", "body", "status"),
-    [("secret", None, 400), ("public", {"content_type": "text/html"}, 422), ("PUBLIC", None, 400)],
+    [
+        ("secret", None, 400),
+        ("public", {"content_type": "text/html"}, 422),
+        ("public", {"content_type": "image/svg+xml"}, 422),  # runs scripts when opened
+        ("public", {"content_type": "image/heic"}, 422),  # an image type the compressor does not render
+        ("public", {"content_type": "image/"}, 422),
+        ("PUBLIC", None, 400),
+    ],
 )
 async def test_generate_refuses_bad_input(
     client: httpx.AsyncClient,
@@ -154,6 +162,52 @@ async def test_generate_refuses_bad_input(
     response = await client.post(f"/api/v1/images/upload/{privacy}/generate", headers=auth(owner), json=body)
     assert response.status_code == status
     assert response.json()["success"] is False
+
+
+@pytest.mark.parametrize(
+    ("asked", "pinned"),
+    [
+        ("image/png", "image/png"),
+        (" Image/WEBP ", "image/webp"),
+        ("image/jpg", "image/jpeg"),
+        ("", "image/jpeg"),
+    ],
+)
+async def test_generate_pins_the_canonical_type(
+    client: httpx.AsyncClient, make_user: MakeUser, auth: Auth, asked: str, pinned: str
+) -> None:
+    owner = await make_user()
+    generated = await generate(client, auth(owner), content_type=asked)
+    assert generated["fields"]["Content-Type"] == pinned
+    assert {"Content-Type": pinned} in json.loads(base64.b64decode(generated["fields"]["policy"]))[
+        "conditions"
+    ]
+
+
+async def test_a_form_refuses_a_file_of_another_type(
+    client: httpx.AsyncClient, make_user: MakeUser, auth: Auth
+) -> None:
+    """The Content-Type is pinned: an SVG (or HTML) sent with a PNG form's fields changed is refused by S3."""
+    owner = await make_user()
+    generated = await generate(client, auth(owner), content_type="image/png")
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    forged = {**generated["fields"], "Content-Type": "image/svg+xml"}
+    async with httpx.AsyncClient() as s3:
+        sent = await s3.post(generated["url"], data=forged, files={"file": ("x.svg", svg, "image/svg+xml")})
+    assert sent.status_code == 403, sent.text
+    media = await client.get(f"/api/v1/images/media/{generated['id']}")
+    assert media.status_code == 404  # nothing was stored
+
+
+def test_upload_types_are_the_types_the_compressor_renders() -> None:
+    """The compressor is its own image and shares no code with the API: the two lists must agree."""
+    from app.services.images import CONTENT_TYPE_ALIASES, UPLOAD_CONTENT_TYPES
+    from rendition import ALLOWED_FORMATS, RENDERABLE_CONTENT_TYPES  # compressor/ is on the tests' path
+
+    assert set(UPLOAD_CONTENT_TYPES) == set(RENDERABLE_CONTENT_TYPES)
+    assert set(RENDERABLE_CONTENT_TYPES.values()) <= set(ALLOWED_FORMATS)
+    assert set(CONTENT_TYPE_ALIASES.values()) <= set(UPLOAD_CONTENT_TYPES)
+    assert not {"image/svg+xml", "text/html", "application/xml"} & set(UPLOAD_CONTENT_TYPES)
 
 
 async def test_generate_needs_a_login(client: httpx.AsyncClient) -> None:

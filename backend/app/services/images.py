@@ -16,7 +16,33 @@ from app.services.storage import DEFAULT_CONTENT_TYPE, ImageStorage, PresignedPo
 log = logging.getLogger("app.images")
 
 NOT_FOUND = "No such image"
-DEFAULT_REJECTION = "The file could not be processed as an image; upload a JPEG, PNG, GIF or WebP file"
+DEFAULT_REJECTION = "The file could not be processed as an image; upload a JPEG, PNG, GIF, WebP or BMP file"
+
+# The types `generate` accepts: exactly the formats the compressor renders in every build
+# (compressor/rendition.py RENDERABLE_CONTENT_TYPES, a separate image: a test checks the two agree).
+# No SVG, HTML or anything else a browser would run. The policy pins the one chosen, so the stored
+# original carries it.
+UPLOAD_CONTENT_TYPES: tuple[str, ...] = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp")
+# Non-standard spellings that existing clients send, mapped to the canonical type.
+CONTENT_TYPE_ALIASES: dict[str, str] = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "image/x-png": "image/png",
+    "image/x-ms-bmp": "image/bmp",
+    "image/x-bmp": "image/bmp",
+}
+UNSUPPORTED_TYPE = f"content_type must be one of {', '.join(UPLOAD_CONTENT_TYPES)}"
+
+
+def upload_content_type(content_type: str | None) -> str:
+    """The canonical accepted type of `content_type` (default image/jpeg); 422 for any other."""
+    wanted = (content_type or "").strip().lower()
+    if not wanted:
+        return DEFAULT_CONTENT_TYPE
+    wanted = CONTENT_TYPE_ALIASES.get(wanted, wanted)
+    if wanted not in UPLOAD_CONTENT_TYPES:
+        raise Unprocessable(UNSUPPORTED_TYPE)
+    return wanted
 
 
 def parse_privacy(privacy: str) -> bool:
@@ -31,9 +57,7 @@ async def generate_upload(
 ) -> tuple[Image, PresignedPost]:
     """Make the `pending` row and the presigned POST for its original."""
     public = parse_privacy(privacy)
-    content_type = (content_type or DEFAULT_CONTENT_TYPE).strip().lower()
-    if not content_type.startswith("image/") or len(content_type) > 100:
-        raise Unprocessable("content_type must be an image type such as image/jpeg or image/png")
+    content_type = upload_content_type(content_type)
     image = await images.create_pending(session, owner_id=owner.id, public=public)
     post = await storage.presigned_post(key=image.original_key, public=public, content_type=content_type)
     return image, post

@@ -31,7 +31,16 @@ def _storage(request: Request) -> ImageStorage:
 class GenerateRequest(BaseModel):
     """Optional body: the type of the file to upload (defaults to image/jpeg)."""
 
-    content_type: str | None = Field(default=None, max_length=100, examples=["image/png"])
+    content_type: str | None = Field(
+        default=None,
+        max_length=100,
+        examples=["image/png"],
+        description=(
+            f"One of {', '.join(images.UPLOAD_CONTENT_TYPES)} (case-insensitive; "
+            f"{', '.join(images.CONTENT_TYPE_ALIASES)} are taken as their standard names). The form "
+            "pins it: the file must be POSTed with exactly the `Content-Type` of `fields`."
+        ),
+    )
 
 
 class GenerateResponse(BaseModel):
@@ -82,7 +91,10 @@ _THE_NEW_IMAGE = {
         **TOKEN_REQUIRED,
         409: error("The account was deleted while the request ran"),
         413: UNREADABLE_BODY[413],
-        422: error("The body is not valid, or its content_type is not an image type"),
+        422: error(
+            "The body is not valid, or its content_type is not one of the accepted image types "
+            f"({', '.join(images.UPLOAD_CONTENT_TYPES)})"
+        ),
     },
 )
 async def generate(
