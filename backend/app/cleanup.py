@@ -1,7 +1,10 @@
-"""`python -m app.cleanup`: remove `pending` rows older than PENDING_MAX_AGE_HOURS whose original never came.
+"""`python -m app.cleanup`: remove `pending` rows older than PENDING_MAX_AGE_HOURS whose original never came,
+and settle rows whose events were lost.
 
 A pending row is a `generate` whose upload never happened (or whose event was lost). Before removing a
 row, a HEAD checks the original: if it is there after all, the row moves to `uploaded` instead.
+Then every row stuck in `uploaded` (or `pending` with its original) for RECONCILE_AFTER_MINUTES is
+settled from what S3 holds, the compressor invoked again where it wrote nothing (app/services/reconcile.py).
 Run it on a schedule (e.g. daily); it is safe to run at any time and any number of times.
 """
 
@@ -18,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.crud import images
 from app.models import ImageState
+from app.services.reconcile import ReconcileReport, lambda_recompressor, reconcile
 from app.services.storage import ImageStorage
 
 log = logging.getLogger("app.cleanup")
@@ -27,6 +31,7 @@ log = logging.getLogger("app.cleanup")
 class CleanupReport:
     removed: int = 0
     recovered: int = 0
+    reconciled: ReconcileReport | None = None
 
 
 async def clean_pending(
@@ -66,11 +71,18 @@ async def run(settings: Settings) -> CleanupReport:
 
     engine = make_engine(settings)
     try:
-        return await clean_pending(
-            make_sessionmaker(engine),
-            ImageStorage(make_s3_client(settings), settings),
-            max_age=timedelta(hours=settings.PENDING_MAX_AGE_HOURS),
+        sessionmaker = make_sessionmaker(engine)
+        storage = ImageStorage(make_s3_client(settings), settings)
+        report = await clean_pending(
+            sessionmaker, storage, max_age=timedelta(hours=settings.PENDING_MAX_AGE_HOURS)
         )
+        report.reconciled = await reconcile(
+            sessionmaker,
+            storage,
+            older_than=timedelta(minutes=settings.RECONCILE_AFTER_MINUTES),
+            recompress=lambda_recompressor(settings),
+        )
+        return report
     finally:
         await engine.dispose()
 
@@ -83,7 +95,11 @@ def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     configure_logging(settings.LOG_LEVEL)
     report = asyncio.run(run(settings))
-    log.info("cleanup done", extra={"removed": report.removed, "recovered": report.recovered})
+    reconciled = report.reconciled.__dict__ if report.reconciled else {}
+    log.info(
+        "cleanup done",
+        extra={"removed": report.removed, "recovered": report.recovered, "reconciled": reconciled},
+    )
 
 
 if __name__ == "__main__":

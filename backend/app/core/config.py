@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     S3_CONNECT_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0, le=60)
     S3_READ_TIMEOUT_SECONDS: float = Field(default=3.0, gt=0, le=60)
     S3_MAX_ATTEMPTS: int = Field(default=2, ge=1, le=10)
+    # Reconciliation (app/services/reconcile.py): rows `uploaded` (or `pending` with an original) for
+    # longer than this are settled from what S3 holds, by the cleanup and by the local dispatcher.
+    RECONCILE_AFTER_MINUTES: int = Field(default=5, ge=1)
+    # The compressor Lambda that reconciliation re-invokes (asynchronously) for an original without a
+    # rendition or refusal marker; in AWS the stack provides it. Locally the dispatcher runs the handler.
+    COMPRESSOR_FUNCTION_NAME: str | None = None
 
     # HTTP.
     FORWARD_FACING_NAME: str = "127.0.0.1:8000"
