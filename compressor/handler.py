@@ -8,8 +8,8 @@ same bucket, or a refusal marker for a file that is not a usable image. Keys out
 Idempotent: outputs carry the original's ETag in their ``source-etag`` metadata, and an original whose
 rendition or marker already has that ETag is skipped without being downloaded.
 
-Bad input (non-images, truncated files, bombs) is a result, not an error: it gets a marker and the
-invocation succeeds. Real faults (S3 unreachable, access denied) are raised after every object of the
+Bad input (non-images, truncated files, bombs) is a result, not an error: it gets a marker, the refused
+original is moved to ``{privacy}/quarantine/`` (never served) and the invocation succeeds. Real faults (S3 unreachable, access denied) are raised after every object of the
 event has been tried, so Lambda retries the event and the objects already done are skipped.
 
 The local dispatcher calls ``handler(event, None, s3_client=client)`` with its own client pointed at the
@@ -146,6 +146,8 @@ def process_object(obj: CreatedObject, *, s3_client: Any = None, options: Rendit
         logger.info(
             "this version of the original was already processed", extra={**result, "output_key": done}
         )
+        if done == original.rejected_key:  # a retry after the marker was written: finish the move
+            _quarantine(client, bucket, original, etag)
         return {**result, "outcome": "skipped", "output_key": done}
 
     started = time.perf_counter()
@@ -191,8 +193,10 @@ def process_object(obj: CreatedObject, *, s3_client: Any = None, options: Rendit
             CacheControl=MARKER_CACHE_CONTROL,
             Metadata={SOURCE_ETAG_METADATA: source_etag},
         )
-        if existing[rendition_key] is not None:  # a rendition of an earlier version must not outlive it
-            client.delete_object(Bucket=bucket, Key=rendition_key)
+        # A rendition of an earlier version is kept: a `ready` row may point at it (a form re-POSTed with
+        # a bad file), and a feed must never point at a missing rendition. The refused file itself leaves
+        # the served prefix, after the marker, so that a retry finds the marker and finishes the move.
+        quarantined = _quarantine(client, bucket, original, source_etag)
         logger.warning(
             "refused the original",
             extra={
@@ -200,6 +204,7 @@ def process_object(obj: CreatedObject, *, s3_client: Any = None, options: Rendit
                 "code": rejected.code,
                 "reason": rejected.reason,
                 "marker_key": original.rejected_key,
+                "quarantine_key": original.quarantine_key if quarantined else None,
             },
         )
         return {**result, "outcome": "rejected", "code": rejected.code, "output_key": original.rejected_key}
@@ -234,6 +239,34 @@ def process_object(obj: CreatedObject, *, s3_client: Any = None, options: Rendit
         },
     )
     return {**result, "outcome": "created", "output_key": rendition_key}
+
+
+def _quarantine(client: Any, bucket: str, original: OriginalKey, etag: str | None) -> bool:
+    """Move the refused version ``etag`` of the original out of the served prefix (copy, then delete).
+
+    The copy is conditional on the ETag, so a newer original POSTed meanwhile is left for its own event;
+    False when there was nothing (left) to move.
+    """
+    if not etag:
+        return False
+    try:
+        copied = client.copy_object(
+            Bucket=bucket,
+            Key=original.quarantine_key,
+            CopySource={"Bucket": bucket, "Key": original.key},
+            CopySourceIfMatch=f'"{etag}"',
+            MetadataDirective="COPY",
+        )
+    except Exception as exc:
+        if _error_code(exc) in _MISSING_CODES | {"PreconditionFailed", "412"}:
+            return False
+        raise
+    # The same check again for servers that ignore the condition (moto): the version copied is the one
+    # refused. A single-part copy keeps the source's ETag.
+    if normalize_etag(copied.get("CopyObjectResult", {}).get("ETag")) != etag:
+        return False
+    client.delete_object(Bucket=bucket, Key=original.key)
+    return True
 
 
 def _output_for(existing: Mapping[str, Mapping[str, Any] | None], etag: str | None) -> str | None:

@@ -2,7 +2,8 @@
 
 ``{privacy}/originals/{image_id}`` (no extension) is the only key shape the compressor reads; it writes
 ``{privacy}/renditions/{image_id}.webp`` (``.jpg`` when OUTPUT_FORMAT=jpeg) and, for files it refuses,
-``{privacy}/renditions/{image_id}.rejected``.
+``{privacy}/renditions/{image_id}.rejected``, and moves the refused original to
+``{privacy}/quarantine/{image_id}`` (kept for people to look at, never served).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ PRIVACIES = ("public", "private")
 # One path segment of safe characters (the API makes UUIDs); anything else under originals/ is not ours.
 _ORIGINAL_KEY = re.compile(r"^(public|private)/originals/([A-Za-z0-9_-]{1,128})$")
 REJECTED_EXTENSION = "rejected"
+QUARANTINE = "quarantine"
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,9 @@ class OriginalKey:
     def rejected_key(self) -> str:
         """Key of the refusal marker."""
         return self.rendition_key(REJECTED_EXTENSION)
+
+    @property
+    def quarantine_key(self) -> str:
+        """Where a refused original is moved: ``{privacy}/quarantine/{image_id}``, a prefix that no CloudFront
+        behaviour, bucket policy grant or local gateway route serves, and no event rule forwards."""
+        return f"{self.privacy}/{QUARANTINE}/{self.image_id}"

@@ -18,7 +18,7 @@ from constructs import Construct
 from stages import names
 from stages.components.backend_settings import backend_settings
 from stages.components.cdn import Cdn
-from stages.components.compressor import Compressor
+from stages.components.compressor import QUARANTINE, Compressor
 from stages.components.event_worker import EventWorker
 from stages.components.image_access import grant_image_objects
 from stages.components.images_buckets import ORIGINALS, RENDITIONS
@@ -147,6 +147,7 @@ class AppStack(PinnedStack):
                     ["s3:GetObject", "s3:DeleteObject"],
                     "reads refusal markers and deletes renditions and markers with their image",
                 ),
+                (QUARANTINE, "*", ["s3:DeleteObject"], "deletes a refused original with its image"),
             ],
             list_buckets=True,
         )
@@ -167,7 +168,24 @@ class AppStack(PinnedStack):
             self.worker.task_definition.task_role,
             who="The event worker",
             bucket_names=data.image_bucket_names,
-            grants=[(RENDITIONS, "*.rejected", ["s3:GetObject"], "reads the reason of a refusal marker")],
+            grants=[
+                (RENDITIONS, "*.rejected", ["s3:GetObject"], "reads the reason of a refusal marker"),
+                # An object whose image row does not exist (the image was deleted while its upload form
+                # was still valid) is deleted when its event arrives: never served, never left behind.
+                (ORIGINALS, "*", ["s3:DeleteObject"], "deletes an original whose image no longer exists"),
+                (
+                    RENDITIONS,
+                    "*",
+                    ["s3:DeleteObject"],
+                    "deletes the outputs of an image that no longer exists",
+                ),
+                (
+                    QUARANTINE,
+                    "*",
+                    ["s3:DeleteObject"],
+                    "deletes a refused original of an image that no longer exists",
+                ),
+            ],
             list_buckets=False,
         )
 
@@ -184,13 +202,17 @@ class AppStack(PinnedStack):
             self.cleanup.task_definition.task_role,
             who="The pending-row cleanup",
             bucket_names=data.image_bucket_names,
-            grants=[(ORIGINALS, "*", ["s3:GetObject"], "HEADs the original of each stale pending row")],
+            grants=[
+                (ORIGINALS, "*", ["s3:GetObject"], "HEADs the original of each stale pending row"),
+                (RENDITIONS, "*", ["s3:GetObject"], "HEADs renditions and reads markers of stuck images"),
+            ],
             # Without ListBucket, S3 answers a HEAD of a missing key 403 instead of 404, and the cleanup
             # (rightly) stops rather than treat "forbidden" as "never uploaded".
             list_buckets=True,
         )
 
         self.compressor = Compressor(self, "Compressor", config=config, bucket_names=data.image_bucket_names)
+        self.cleanup.reconcile_with(self.compressor.function)
 
         self.cdn = Cdn(
             self,

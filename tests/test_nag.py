@@ -53,10 +53,15 @@ EMPTIED = {
 }
 # Object patterns under `{privacy}/` that each role's policy names (and acknowledges) in both buckets.
 IMAGE_OBJECTS = {
-    "App/Web/TaskDefinition/TaskRole/DefaultPolicy": ("originals/*", "renditions/*"),
-    "App/EventWorker/TaskDefinition/TaskRole/DefaultPolicy": ("renditions/*.rejected",),
-    "App/PendingCleanup/TaskDefinition/TaskRole/DefaultPolicy": ("originals/*",),
-    "App/Compressor/Role/DefaultPolicy": ("originals/*", "renditions/*"),
+    "App/Web/TaskDefinition/TaskRole/DefaultPolicy": ("originals/*", "renditions/*", "quarantine/*"),
+    "App/EventWorker/TaskDefinition/TaskRole/DefaultPolicy": (
+        "renditions/*.rejected",
+        "originals/*",
+        "renditions/*",
+        "quarantine/*",
+    ),
+    "App/PendingCleanup/TaskDefinition/TaskRole/DefaultPolicy": ("originals/*", "renditions/*"),
+    "App/Compressor/Role/DefaultPolicy": ("originals/*", "renditions/*", "quarantine/*"),
 }
 
 # Acknowledgments the CDK library itself records on its own constructs (not ours to word).

@@ -493,6 +493,7 @@ def test_web_task_role_reaches_images_by_prefix_only(stage: StageTemplates) -> N
         {
             "originals/*": {"s3:PutObject", "s3:GetObject", "s3:DeleteObject"},
             "renditions/*": {"s3:GetObject", "s3:DeleteObject"},
+            "quarantine/*": {"s3:DeleteObject"},  # a refused original, deleted with its image
         },
         list_buckets=True,
     )
@@ -506,9 +507,17 @@ def test_list_bucket_has_no_prefix_condition(stage: StageTemplates) -> None:
                 assert "Condition" not in statement
 
 
-def test_event_worker_reads_refusal_markers_only(stage: StageTemplates) -> None:
+def test_event_worker_reads_refusal_markers_and_deletes_orphans_only(stage: StageTemplates) -> None:
+    """It reads markers' reasons, and deletes an object whose image row no longer exists."""
     assert image_permissions(stage, task_role(stage, "worker")) == expected_image_permissions(
-        stage, {"renditions/*.rejected": {"s3:GetObject"}}, list_buckets=False
+        stage,
+        {
+            "renditions/*.rejected": {"s3:GetObject"},
+            "originals/*": {"s3:DeleteObject"},
+            "renditions/*": {"s3:DeleteObject"},
+            "quarantine/*": {"s3:DeleteObject"},
+        },
+        list_buckets=False,
     )
 
 
@@ -524,15 +533,33 @@ def test_event_worker_consumes_the_queue(stage: StageTemplates) -> None:
     }
 
 
-def test_pending_cleanup_task_only_heads_originals(stage: StageTemplates) -> None:
-    """`python -m app.cleanup` HEADs originals; ListBucket makes a missing one 404 (not a 403 it stops on)."""
+def test_pending_cleanup_task_only_reads_images(stage: StageTemplates) -> None:
+    """`python -m app.cleanup` HEADs originals and renditions and reads markers (reconciliation);
+    ListBucket makes a missing one 404 (not a 403 it stops on)."""
     assert image_permissions(stage, task_role(stage, "cleanup")) == expected_image_permissions(
-        stage, {"originals/*": {"s3:GetObject"}}, list_buckets=True
+        stage, {"originals/*": {"s3:GetObject"}, "renditions/*": {"s3:GetObject"}}, list_buckets=True
     )
     props = task_definition(stage, "App", "cleanup")
     assert (props["Cpu"], props["Memory"]) == ("256", "512")
     [container] = props["ContainerDefinitions"]  # no Datadog agent or log router for a short run
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+
+
+def test_pending_cleanup_may_invoke_only_the_compressor(stage: StageTemplates) -> None:
+    """Reconciliation hands an original without output to the compressor again (an async invoke)."""
+    [function_id] = [
+        k
+        for k, f in stage.resources("App", "AWS::Lambda::Function").items()
+        if f["Properties"].get("FunctionName") == f"yoctogram-{stage.config.name}-compressor"
+    ]
+    invokes = {
+        (action, stage.owner("App", resource))
+        for action, resource in permissions(stage, "App", task_role(stage, "cleanup"))
+        if action.startswith("lambda:")
+    }
+    assert invokes == {("lambda:InvokeFunction", ("App", function_id))}
+    [container] = task_definition(stage, "App", "cleanup")["ContainerDefinitions"]
+    assert environment(container)["COMPRESSOR_FUNCTION_NAME"] == {"Ref": function_id}
 
 
 def test_pending_cleanup_runs_on_a_schedule_in_private_subnets(stage: StageTemplates) -> None:

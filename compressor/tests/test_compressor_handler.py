@@ -37,6 +37,12 @@ def marker_key(original_key: str) -> str:
     return parsed.rejected_key
 
 
+def quarantine_key(original_key: str) -> str:
+    parsed = OriginalKey.parse(original_key)
+    assert parsed is not None
+    return parsed.quarantine_key
+
+
 def keys_in(s3: Any, bucket: str) -> set[str]:
     return {item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
 
@@ -236,7 +242,9 @@ def test_bad_files_get_a_refusal_marker_and_do_not_fail(s3, bucket, upload, make
     summary = run(make_event("s3_object_created.json", (key, etag)), s3)
 
     assert summary["outcomes"] == {"rejected": 1}
-    assert keys_in(s3, bucket) == {key, marker_key(key)}
+    # The refused file left the served prefix (originals/) for quarantine/, unchanged.
+    assert keys_in(s3, bucket) == {quarantine_key(key), marker_key(key)}
+    assert fetch(s3, bucket, quarantine_key(key))[0] == original
     body, response = fetch(s3, bucket, marker_key(key))
     marker = json.loads(body)
     assert marker["code"] == code and marker["reason"] and marker["source_etag"] == etag
@@ -334,7 +342,7 @@ def test_every_record_of_an_event_is_processed(s3, bucket, upload, make_event):
     summary = run(make_event("s3_two_objects_created.json", (good, good_etag), (bad, bad_etag)), s3)
 
     assert summary["outcomes"] == {"created": 1, "rejected": 1}
-    assert keys_in(s3, bucket) == {good, bad, rendition_key(good), marker_key(bad)}
+    assert keys_in(s3, bucket) == {good, quarantine_key(bad), rendition_key(good), marker_key(bad)}
 
 
 def test_an_original_that_is_gone_is_not_an_error(s3, bucket, make_event):
@@ -345,17 +353,46 @@ def test_an_original_that_is_gone_is_not_an_error(s3, bucket, make_event):
     assert keys_in(s3, bucket) == set()
 
 
-def test_replacing_an_original_with_a_bad_file_replaces_its_rendition_with_a_marker(s3, bucket, make_event):
+def test_replacing_an_original_with_a_bad_file_keeps_the_rendition_and_quarantines_the_file(
+    s3, bucket, make_event
+):
+    """A presigned form re-POSTed with a bad file: a `ready` row may point at the rendition, so it stays
+    until a good version replaces it in place; the bad file is moved out of the served prefix."""
     key = "public/originals/1d2c3b4a-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
     first = s3.put_object(Bucket=bucket, Key=key, Body=sample_images.rgba_png())["ETag"].strip('"')
     run(make_event("s3_object_created.json", (key, first)), s3)
+    rendition = fetch(s3, bucket, rendition_key(key))[0]
     second = s3.put_object(Bucket=bucket, Key=key, Body=sample_images.HTML_PAGE)["ETag"].strip('"')
 
     assert run(make_event("s3_object_created.json", (key, second)), s3)["outcomes"] == {"rejected": 1}
-    assert keys_in(s3, bucket) == {key, marker_key(key)}
-    third = s3.put_object(Bucket=bucket, Key=key, Body=sample_images.rgba_png())["ETag"].strip('"')
+    assert keys_in(s3, bucket) == {rendition_key(key), marker_key(key), quarantine_key(key)}
+    assert fetch(s3, bucket, rendition_key(key))[0] == rendition
+    third = s3.put_object(
+        Bucket=bucket, Key=key, Body=sample_images.encode(sample_images.drawing(64, 48), "PNG")
+    )["ETag"].strip('"')
     assert run(make_event("s3_object_created.json", (key, third)), s3)["outcomes"] == {"created": 1}
-    assert keys_in(s3, bucket) == {key, rendition_key(key)}
+    assert keys_in(s3, bucket) == {key, rendition_key(key), quarantine_key(key)}
+    assert fetch(s3, bucket, rendition_key(key))[1]["Metadata"]["source-etag"] == third
+
+
+def test_a_retry_after_the_marker_finishes_the_quarantine(s3, bucket, upload, make_event):
+    # As if the first invocation stopped between the marker and the move: the same bytes at the key again.
+    key, etag = upload(sample_images.HTML_PAGE)
+    event = make_event("s3_object_created.json", (key, etag))
+    run(event, s3)
+    assert s3.put_object(Bucket=bucket, Key=key, Body=sample_images.HTML_PAGE)["ETag"].strip('"') == etag
+
+    assert run(event, s3)["outcomes"] == {"skipped": 1}
+    assert keys_in(s3, bucket) == {marker_key(key), quarantine_key(key)}
+
+
+def test_a_newer_original_is_not_quarantined_for_an_older_refusal(s3, bucket, upload, make_event):
+    key, etag = upload(sample_images.HTML_PAGE)
+    run(make_event("s3_object_created.json", (key, etag)), s3)
+    newer = s3.put_object(Bucket=bucket, Key=key, Body=sample_images.rgba_png())["ETag"].strip('"')
+
+    assert run(make_event("s3_object_created.json", (key, etag)), s3)["outcomes"] == {"skipped": 1}
+    assert s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"') == newer
 
 
 def test_jpeg_fallback_writes_a_jpg_rendition(s3, bucket, upload, make_event):

@@ -22,6 +22,10 @@ from stages.components.image_events import objects_created
 from stages.components.images_buckets import ORIGINALS, RENDITIONS
 from stages.config import EnvironmentConfig
 
+QUARANTINE = "quarantine"
+"""`{privacy}/quarantine/{image_id}`: an original the compressor refused, moved out of `originals/`. No
+CloudFront behaviour serves it (the bucket policies grant CloudFront originals/ and renditions/ only) and
+no event rule matches it; it is kept for people to look at and deleted with its image."""
 COMPRESSOR_DIR = Path(__file__).resolve().parents[2] / "compressor"
 # Never part of the image (on top of compressor/.dockerignore): the folder is hashed at synth, and tool
 # caches would only churn the hash and trigger a rebuild.
@@ -39,7 +43,8 @@ class Compressor(Construct):
     """`compressor/` as a Lambda, triggered by EventBridge for originals only.
 
     - The rule matches `Object Created` under `{privacy}/originals/` only, and the function writes under
-      `{privacy}/renditions/` only, so it can never trigger itself.
+      `{privacy}/renditions/` and `{privacy}/quarantine/` only, so it can never trigger itself. A refused
+      original is copied to quarantine and deleted from originals, so it is never served.
     - Bounded: reserved concurrency from config; events beyond it wait in Lambda's async queue.
     - Failures go to `failures` (SQS, alarmed): an invocation that still fails after the configured async
       retries or outlives the maximum event age (on-failure destination), and an event that EventBridge
@@ -125,13 +130,20 @@ class Compressor(Construct):
             who="The compressor",
             bucket_names=bucket_names,
             grants=[
-                (ORIGINALS, "*", ["s3:GetObject"], "downloads the original it was told about"),
+                (
+                    ORIGINALS,
+                    "*",
+                    ["s3:GetObject", "s3:DeleteObject"],
+                    "downloads the original it was told about, and removes it once it is refused and copied "
+                    "to quarantine",
+                ),
                 (
                     RENDITIONS,
                     "*",
                     ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                     "HEADs, writes and replaces the rendition and the refusal marker of an original",
                 ),
+                (QUARANTINE, "*", ["s3:PutObject"], "copies a refused original out of the served prefixes"),
             ],
             list_buckets=True,
         )

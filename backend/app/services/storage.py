@@ -22,6 +22,9 @@ log = logging.getLogger("app.storage")
 
 RENDITION_EXTENSIONS = ("webp", "jpg")  # the compressor writes .webp (or .jpg with its JPEG fallback)
 DEFAULT_CONTENT_TYPE = "image/jpeg"
+QUARANTINE = (
+    "quarantine"  # `{privacy}/quarantine/{id}`: a refused original, never served (compressor/imagekeys.py)
+)
 
 
 def make_s3_client(settings: Settings) -> Any:
@@ -125,8 +128,9 @@ class ImageStorage:
 
     @staticmethod
     def keys_of(*, privacy: str, image_id: str) -> list[str]:
-        """Every key one image may have: the original, each rendition, the refusal marker."""
-        keys = [f"{privacy}/originals/{image_id}"]
+        """Every key one image may have: the original, each rendition, the refusal marker, and the original
+        the compressor refused and moved to quarantine."""
+        keys = [f"{privacy}/originals/{image_id}", f"{privacy}/{QUARANTINE}/{image_id}"]
         return keys + [
             f"{privacy}/renditions/{image_id}.{ext}" for ext in (*RENDITION_EXTENSIONS, "rejected")
         ]
