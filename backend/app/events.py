@@ -3,7 +3,8 @@
 DESIGN.md, "How the service learns what happened in S3": it consumes the event queue, accepts both
 event shapes (S3 notification records and EventBridge `Object Created`), and moves rows
 pending -> uploaded -> ready | rejected with conditional updates, so events are idempotent and may come
-in any order. A message is deleted only after its changes are committed: a crash or a database outage
+in any order. Files of an image whose row does not exist (deleted while its upload form was still valid)
+are deleted. A message is deleted only after its changes are committed: a crash or a database outage
 loses nothing, the message simply comes back. A message of no known shape is left alone and reaches
 the dead-letter queue after a few receives, where a person can look at it.
 """
@@ -23,11 +24,13 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import anyio.to_thread
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from app.core.config import Settings
 from app.crud import images
-from app.models import ImageState
+from app.models import Image, ImageState
 from app.services.images import DEFAULT_REJECTION
 from app.services.storage import ImageStorage
 
@@ -114,8 +117,20 @@ def events_in(message: Any, storage: ImageStorage) -> list[ObjectEvent] | None:
 
 
 async def apply(session: AsyncSession, storage: ImageStorage, events: list[ObjectEvent]) -> None:
-    """Move the rows the events concern, in one transaction (committed here)."""
+    """Move the rows the events concern, in one transaction (committed here); then delete the files of
+    images that have no row.
+
+    A row is made before its upload form exists, so an object whose row is missing belongs to an image
+    that was deleted (its form was still valid: S3 cannot revoke it) or to none at all: nothing will ever
+    point at it or delete it, so the worker deletes every file of that image id, each time such an event
+    comes (the compressor may still be writing the rendition or marker of the original).
+    """
+    ids = {event.image_id for event in events}
+    known = set((await session.execute(sa.select(col(Image.id)).where(col(Image.id).in_(ids)))).scalars())
+    orphans = {(event.privacy, event.image_id) for event in events if event.image_id not in known}
     for event in events:
+        if event.image_id not in known:
+            continue
         if event.kind == "original":
             changed = await images.move(session, event.image_id, ImageState.UPLOADED)
         elif event.kind == "rendition":
@@ -132,6 +147,12 @@ async def apply(session: AsyncSession, storage: ImageStorage, events: list[Objec
             extra={"image_id": str(event.image_id), "key": event.key, "changed": changed},
         )
     await session.commit()
+    for privacy, image_id in sorted(orphans):
+        log.warning(
+            "deleting the files of an image that does not exist",
+            extra={"image_id": str(image_id), "privacy": privacy},
+        )
+        await storage.delete_all(privacy=privacy, image_id=str(image_id), public=privacy == "public")
 
 
 BeforeApply = Callable[[Any, list[ObjectEvent]], Awaitable[None]]

@@ -322,3 +322,42 @@ async def test_the_worker_survives_a_database_restart(
         assert remaining(sqs, queue) == 0
     finally:
         server.destroy()
+
+
+@pytest.mark.parametrize("privacy", ["public", "private"])
+async def test_files_of_an_image_without_a_row_are_deleted(
+    worker: EventWorker, sqs: Any, queue: str, settings: Settings, moto_endpoint: str, privacy: str
+) -> None:
+    """An upload form outlives a DELETE of its pending image (S3 cannot revoke it): what it stores, and
+    what the compressor makes of it, points at no row; the worker deletes every file of that image."""
+    s3 = aws_client("s3", moto_endpoint)
+    bucket = settings.PUBLIC_IMAGES_BUCKET if privacy == "public" else settings.PRIVATE_IMAGES_BUCKET
+    image_id = uuid.uuid4()
+    keys = [f"{privacy}/originals/{image_id}", f"{privacy}/renditions/{image_id}.webp"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"bytes", ContentType="image/jpeg")
+    s3.put_object(Bucket=bucket, Key=f"{privacy}/quarantine/{image_id}", Body=b"bytes")
+    send(sqs, queue, s3_record(bucket, keys[0]))
+    assert await worker.run_once() == (1, 1)
+    left = s3.list_objects_v2(Bucket=bucket, Prefix=privacy).get("Contents", [])
+    assert not [item["Key"] for item in left if str(image_id) in item["Key"]]
+    assert remaining(sqs, queue) == 0
+
+
+async def test_an_event_for_an_existing_image_deletes_nothing(
+    worker: EventWorker,
+    sqs: Any,
+    queue: str,
+    make_user: MakeUser,
+    make_image: MakeImage,
+    db: AsyncSession,
+    settings: Settings,
+    moto_endpoint: str,
+) -> None:
+    s3 = aws_client("s3", moto_endpoint)
+    image = await make_image(await make_user(), state="pending", public=True)
+    s3.put_object(Bucket=settings.PUBLIC_IMAGES_BUCKET, Key=image.original_key, Body=b"bytes")
+    send(sqs, queue, s3_record(settings.PUBLIC_IMAGES_BUCKET, image.original_key))
+    assert await worker.run_once() == (1, 1)
+    assert await state_of(db, image) == ("uploaded", None)
+    s3.head_object(Bucket=settings.PUBLIC_IMAGES_BUCKET, Key=image.original_key)  # still there
