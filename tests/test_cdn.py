@@ -168,15 +168,23 @@ def test_site_bucket_private_and_read_by_this_distribution_only(stage: StageTemp
     assert json.dumps({"Ref": distribution_id}) in source
 
 
+def security_headers_of(stage: StageTemplates, pattern: str) -> dict[str, Any]:
+    """The security headers config of the response headers policy a behaviour uses."""
+    [policy_id] = behaviours(stage)[pattern]["ResponseHeadersPolicyId"].values()
+    policy = stage.resources("App", "AWS::CloudFront::ResponseHeadersPolicy")[policy_id]
+    headers: dict[str, Any] = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    return headers
+
+
 def test_security_headers_on_every_behaviour(stage: StageTemplates) -> None:
-    [(policy_id, policy)] = stage.resources("App", "AWS::CloudFront::ResponseHeadersPolicy").items()
-    for pattern, behaviour in behaviours(stage).items():
-        assert behaviour["ResponseHeadersPolicyId"] == {"Ref": policy_id}, pattern
-    headers = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
-    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
-    assert headers["FrameOptions"]["FrameOption"] == "DENY"
-    assert headers["ContentTypeOptions"] == {"Override": True}
-    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "strict-origin-when-cross-origin"
+    for pattern in behaviours(stage):
+        headers = security_headers_of(stage, pattern)
+        assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000, pattern
+        assert headers["FrameOptions"]["FrameOption"] == "DENY", pattern
+        assert headers["ContentTypeOptions"] == {"Override": True}, pattern
+        assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "strict-origin-when-cross-origin", pattern
+        assert headers["ContentSecurityPolicy"]["Override"] is True, pattern
+    headers = security_headers_of(stage, "*")
     directives = {}
     for directive in headers["ContentSecurityPolicy"]["ContentSecurityPolicy"].split("; "):
         name, _, sources = directive.partition(" ")
@@ -186,6 +194,19 @@ def test_security_headers_on_every_behaviour(stage: StageTemplates) -> None:
     for privacy in ("public", "private"):  # uploads are POSTed by the browser straight to S3
         bucket = images_bucket_name(stage.config, privacy)
         assert f"https://{bucket}.s3.{stage.config.region}.amazonaws.com" in directives["connect-src"].split()
+
+
+@pytest.mark.parametrize("pattern", ["/public/*", "/private/*"])
+def test_media_is_sandboxed_and_never_runs_on_the_site_origin(stage: StageTemplates, pattern: str) -> None:
+    """An uploaded file opened on its own (an HTML or SVG original) runs no script on the site's origin."""
+    csp = security_headers_of(stage, pattern)["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    directives = dict(directive.partition(" ")[::2] for directive in csp.split("; "))
+    assert directives["default-src"] == "'none'"
+    assert "sandbox" in directives and "script-src" not in directives
+    assert directives["frame-ancestors"] == "'none'"
+    from app.local_site import MEDIA_CONTENT_SECURITY_POLICY  # the local gateway plays CloudFront's part
+
+    assert csp == MEDIA_CONTENT_SECURITY_POLICY
 
 
 def test_dns_aliases_for_the_site(stage: StageTemplates) -> None:

@@ -2,7 +2,8 @@
 
 - `/public/*` and `/private/*`: the media gateway. Streams objects from the S3 server; private URLs must
   carry a valid CloudFront-style signature that has not expired (checked with MEDIA_SIGNING_PUBLIC_KEY,
-  the local key group, exactly as CloudFront checks it), else 403.
+  the local key group, exactly as CloudFront checks it), else 403. Media carries the security headers of
+  CloudFront's media policy (a sandboxing CSP, nosniff, no framing) and only an image type.
 - `/config.json`: the web client's runtime settings.
 - every other path that is not under `/api/`: the web client (`FRONTEND_DIST`); paths without a file
   load `index.html`, so client-side routes survive a reload. Hashed assets are cached forever,
@@ -24,11 +25,36 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.config import Settings
 from app.core.errors import CATCH_ALL_ROUTE, error_response
+from app.services.images import UPLOAD_CONTENT_TYPES
 from app.services.media_urls import SignatureError, load_public_key, verify_signed_url
 
 log = logging.getLogger("app.local_site")
 
 _MEDIA_KEY = re.compile(r"^(public|private)/(originals|renditions)/[A-Za-z0-9._-]{1,200}$")
+# Media responses, as CloudFront's media response headers policy (stages/components/cdn.py) sends them,
+# less HSTS (this gateway is plain HTTP on loopback): a file that is not an image never runs as a page
+# on the app's origin, whatever it holds or claims to be.
+MEDIA_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
+)
+MEDIA_SECURITY_HEADERS = {
+    "Content-Security-Policy": MEDIA_CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+# The only types media is served with (originals' accepted types, renditions' WebP or JPEG); anything else
+# is sent as a download of opaque bytes.
+SAFE_MEDIA_TYPES = frozenset({*UPLOAD_CONTENT_TYPES, "image/webp", "image/jpeg"})
+OPAQUE_TYPE = "application/octet-stream"
+
+
+def media_type_and_disposition(stored: str | None) -> tuple[str, str]:
+    """The Content-Type and Content-Disposition to serve an object stored with type `stored` with."""
+    kind = (stored or "").split(";", 1)[0].strip().lower()
+    return (kind, "inline") if kind in SAFE_MEDIA_TYPES else (OPAQUE_TYPE, "attachment")
+
+
 NO_CACHE = "no-cache"
 IMMUTABLE = "public, max-age=31536000, immutable"
 _NOT_BUILT = """<!doctype html><html lang="en"><meta charset="utf-8"><title>Yoctogram</title>
@@ -72,10 +98,15 @@ def install_local_site(app: FastAPI, settings: Settings) -> None:
         got = await request.app.state.storage.get_object(key=key, public=privacy == "public")
         if got is None:
             return error_response(404, "Not found")
-        headers = {"Content-Length": str(got["ContentLength"]), "ETag": got.get("ETag", "")}
+        media_type, disposition = media_type_and_disposition(got.get("ContentType"))
+        headers = {
+            "Content-Length": str(got["ContentLength"]),
+            "ETag": got.get("ETag", ""),
+            "Content-Disposition": disposition,
+            **MEDIA_SECURITY_HEADERS,
+        }
         if got.get("CacheControl"):
             headers["Cache-Control"] = got["CacheControl"]
-        media_type = got.get("ContentType") or "application/octet-stream"
         if request.method == "HEAD":
             got["Body"].close()
             return Response(headers=headers, media_type=media_type)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -122,3 +123,41 @@ async def test_without_a_build_the_page_says_what_to_do(client: httpx.AsyncClien
 async def test_media_gateway_refuses_keys_outside_the_design(client: httpx.AsyncClient) -> None:
     assert (await client.get("/public/elsewhere/x")).status_code == 404
     assert (await client.get("/public/originals/does-not-exist")).status_code == 404
+    assert (await client.get("/public/quarantine/x")).status_code == 404  # refused originals: never served
+
+
+@pytest.mark.parametrize(
+    ("stored", "served", "disposition"),
+    [
+        ("text/html", "application/octet-stream", "attachment"),
+        ("image/svg+xml", "application/octet-stream", "attachment"),
+        (None, "application/octet-stream", "attachment"),
+        ("image/png", "image/png", "inline"),
+        ("image/webp", "image/webp", "inline"),
+    ],
+)
+async def test_media_is_served_so_that_it_never_runs(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    moto_endpoint: str,
+    stored: str | None,
+    served: str,
+    disposition: str,
+) -> None:
+    """An object under public/originals holding a page (e.g. stored before types were pinned) is bytes to
+    download, sandboxed, never sniffed: no script of it runs on the app's origin. As CloudFront does."""
+    key = f"public/originals/{uuid.uuid4()}"
+    page = b"<!doctype html><script>fetch('/api/v1/users/me')</script><svg onload=alert(1)>"
+    extra = {"ContentType": stored} if stored else {}
+    aws_client("s3", moto_endpoint).put_object(
+        Bucket=settings.PUBLIC_IMAGES_BUCKET, Key=key, Body=page, **extra
+    )
+    for method in ("GET", "HEAD"):
+        response = await client.request(method, f"/{key}")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == served
+        assert response.headers["content-disposition"] == disposition
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        csp = response.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "sandbox" in csp.split("; ")

@@ -50,6 +50,14 @@ def content_security_policy(config: EnvironmentConfig, bucket_names: Mapping[str
     )
 
 
+MEDIA_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
+)
+"""CSP of `/public/*` and `/private/*`: an uploaded file opened on its own never runs script or loads
+anything on the site's origin (`sandbox` gives it an opaque origin), whatever its bytes or type. The local
+gateway sends the same (backend/app/local_site.py; a test checks they agree)."""
+
+
 class Cdn(Construct):
     """The site's distribution, its private bucket for the web client, and its DNS records.
 
@@ -183,13 +191,36 @@ class Cdn(Construct):
             ),
         )
 
+        media_security_headers = cloudfront.ResponseHeadersPolicy(
+            self,
+            "MediaSecurityHeaders",
+            response_headers_policy_name=f"{prefix}-media-security-headers",
+            comment="Images: HSTS, a sandboxing CSP, no framing, no sniffing, strict referrer",
+            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                    access_control_max_age=cdk.Duration.days(365), include_subdomains=True, override=True
+                ),
+                content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                    content_security_policy=MEDIA_CONTENT_SECURITY_POLICY, override=True
+                ),
+                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+                frame_options=cloudfront.ResponseHeadersFrameOptions(
+                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True
+                ),
+                referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
+                    override=True,
+                ),
+            ),
+        )
+
         def media(origin: cloudfront.IOrigin, **kwargs: object) -> cloudfront.BehaviorOptions:
             return cloudfront.BehaviorOptions(
                 origin=origin,
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
                 allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
                 cache_policy=media_cache,
-                response_headers_policy=security_headers,
+                response_headers_policy=media_security_headers,
                 compress=False,  # WebP and JPEG are compressed already
                 **kwargs,  # type: ignore[arg-type]
             )
