@@ -8,6 +8,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -22,11 +23,12 @@ CLEANUP_POOL = {"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"}
 
 class PendingCleanup(Construct):
     """Removes `pending` rows whose upload never came (DESIGN: "Pending rows older than a day are removed
-    by a cleanup command"), every `config.pending_cleanup_every_hours`.
+    by a cleanup command"), and settles rows whose events were lost (app/services/reconcile.py), every
+    `config.pending_cleanup_every_hours`.
 
     A task definition of its own, like the migration task: a short run needs no Datadog agent (logs go to
-    CloudWatch), and its role may only HEAD originals (the app stack grants that), not everything the API
-    may do. The command is idempotent and safe beside the running service, so a retried or overlapping
+    CloudWatch), and its role may only read originals and renditions (the app stack grants that) and
+    invoke the compressor (`reconcile_with`), not everything the API may do. The command is idempotent and safe beside the running service, so a retried or overlapping
     run does no harm; a rule invocation that cannot start the task raises the `pending-cleanup-failed`
     alarm (Monitoring), and a run that fails (`report_failures_to`) is published to the alarm topic.
     """
@@ -98,6 +100,17 @@ class PendingCleanup(Construct):
                     max_event_age=cdk.Duration.hours(1),
                 )
             ],
+        )
+
+    def reconcile_with(self, compressor: lambda_.IFunction) -> None:
+        """Let the run hand an original that has no rendition and no refusal marker (its events were lost)
+        to `compressor` again: an asynchronous invoke of exactly that function, named in the task's
+        COMPRESSOR_FUNCTION_NAME."""
+        container = self.task_definition.default_container
+        assert container is not None  # one_off_task adds the one container
+        container.add_environment("COMPRESSOR_FUNCTION_NAME", compressor.function_name)
+        self.task_definition.add_to_task_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[compressor.function_arn])
         )
 
     def report_failures_to(self, topic: sns.ITopic) -> events.Rule:
