@@ -121,6 +121,8 @@ async def test_the_upload_policy_names_every_field_it_checks(
     policy = json.loads(base64.b64decode(fields["policy"]))
     expiration = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
     assert expiration <= before + timedelta(seconds=settings.UPLOAD_URL_EXPIRES_SECONDS + 5)
+    # A form can be re-sent until it expires: two minutes by default (10 MB at 1 Mbit/s takes ~80 s).
+    assert Settings.model_fields["UPLOAD_URL_EXPIRES_SECONDS"].default <= 120
     conditions = policy["conditions"]
     assert {"key": f"private/originals/{generated['id']}"} in conditions
     assert {"bucket": settings.PRIVATE_IMAGES_BUCKET} in conditions

@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     MAX_UPLOAD_BYTES: int = Field(default=10 * 1024 * 1024, ge=1)
     # The largest request body the API reads (JSON only: images go straight to S3); larger is a 413.
     MAX_REQUEST_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
-    UPLOAD_URL_EXPIRES_SECONDS: int = Field(default=300, ge=10, le=3600)
+    # A presigned POST can be re-sent until it expires (S3 cannot revoke it): short, yet room for a 10 MB
+    # photo on a 1 Mbit/s mobile uplink (~80 s; on loopback it takes 0.3 s). Clients POST right away.
+    UPLOAD_URL_EXPIRES_SECONDS: int = Field(default=120, ge=10, le=3600)
     PENDING_MAX_AGE_HOURS: int = Field(default=24, ge=1)
     # S3 calls give up soon: a hung S3 is a 503 within about connect + attempts x read seconds, not a
     # request held for the SDK's default 60 s reads. A read timeout is per socket read, so a large
