@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed
 FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html \
 	frontend/vite.config.js frontend/package.json frontend/package-lock.json
 
-.PHONY: help up down reset logs seed loadtest capacity test test-ci rehearse preflight bench lint format venv reset-venv synth frontend
+.PHONY: help up down reset logs seed loadtest capacity test test-ci rehearse preflight bench lint format venv reset-venv synth frontend changes
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ frontend: frontend/dist/index.html ## Build the web client into frontend/dist (h
 
 synth: $(STAMP) $(NODE_STAMP) frontend ## cdk synth of every stage (cdk-nag gate) + cfn-lint; offline, no AWS credentials
 	@$(PY) scripts/synth.py
+
+changes: $(STAMP) $(NODE_STAMP) ## What a change does to every stack, BASE (default origin/main, else main) to the working tree; fails on prod data loss
+	@$(PY) -m pipeline.changes $(if $(BASE),--base "$(BASE)")
 
 up: $(STAMP) frontend ## Run the whole app locally at http://127.0.0.1:8000 (Ctrl-C stops it)
 	@$(PY) -m devstack up
