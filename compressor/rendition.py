@@ -55,15 +55,17 @@ except ImportError:  # pragma: no cover - depends on the Pillow build
 # (MPO, written by some cameras) are opened by the JPEG plugin and report the format "MPO".
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", *_AVIF)
 JPEG_FORMATS = frozenset({"JPEG", "MPO"})
-# The upload types of the formats every build renders (AVIF depends on the Pillow build, so it is not
-# offered). The API's `generate` accepts exactly these (backend/app/services/images.py,
-# UPLOAD_CONTENT_TYPES; the two images share no code, a test checks that the lists agree).
+# The upload types this function renders. The API's `generate` accepts exactly these
+# (backend/app/services/images.py, UPLOAD_CONTENT_TYPES; the two images share no code, a test checks that
+# the lists agree). AVIF is listed: the pinned Pillow's wheels decode it, and a test fails on a build
+# that does not.
 RENDERABLE_CONTENT_TYPES: Mapping[str, str] = {
     "image/jpeg": "JPEG",
     "image/png": "PNG",
     "image/gif": "GIF",
     "image/webp": "WEBP",
     "image/bmp": "BMP",
+    "image/avif": "AVIF",
 }
 
 OUTPUT_FORMATS: Mapping[str, tuple[str, str, str]] = {

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -210,6 +212,10 @@ def test_upload_types_are_the_types_the_compressor_renders() -> None:
     assert set(RENDERABLE_CONTENT_TYPES.values()) <= set(ALLOWED_FORMATS)
     assert set(CONTENT_TYPE_ALIASES.values()) <= set(UPLOAD_CONTENT_TYPES)
     assert not {"image/svg+xml", "text/html", "application/xml"} & set(UPLOAD_CONTENT_TYPES)
+    # ...and the web client offers exactly these in its file picker.
+    upload_js = (Path(__file__).parents[2] / "frontend" / "src" / "upload.js").read_text()
+    [offered] = re.findall(r"ACCEPTED_TYPES = \[([^\]]*)\]", upload_js)
+    assert set(re.findall(r'"([^"]+)"', offered)) == set(UPLOAD_CONTENT_TYPES)
 
 
 async def test_generate_needs_a_login(client: httpx.AsyncClient) -> None:

@@ -298,3 +298,12 @@ def test_webp_and_mpo_inputs_are_accepted():
 
     assert make_rendition(webp).source_format == "WEBP"
     assert make_rendition(mpo).source_format == "MPO"
+
+
+@pytest.mark.parametrize(("content_type", "fmt"), sorted(rendition.RENDERABLE_CONTENT_TYPES.items()))
+def test_every_upload_type_the_api_accepts_is_rendered(content_type: str, fmt: str) -> None:
+    """The API accepts exactly these types for uploads: this build must render each one."""
+    assert fmt in rendition.ALLOWED_FORMATS, f"{content_type}: this Pillow build cannot decode {fmt}"
+    result = make_rendition(sample_images.encode(sample_images.drawing(120, 90), fmt), RenditionOptions())
+    assert (result.width, result.height) == (120, 90)
+    assert result.source_format == fmt

@@ -16,13 +16,22 @@ from app.services.storage import DEFAULT_CONTENT_TYPE, ImageStorage, PresignedPo
 log = logging.getLogger("app.images")
 
 NOT_FOUND = "No such image"
-DEFAULT_REJECTION = "The file could not be processed as an image; upload a JPEG, PNG, GIF, WebP or BMP file"
+DEFAULT_REJECTION = (
+    "The file could not be processed as an image; upload a JPEG, PNG, GIF, WebP, BMP or AVIF file"
+)
 
-# The types `generate` accepts: exactly the formats the compressor renders in every build
-# (compressor/rendition.py RENDERABLE_CONTENT_TYPES, a separate image: a test checks the two agree).
+# The types `generate` accepts: exactly the formats the compressor renders (compressor/rendition.py
+# RENDERABLE_CONTENT_TYPES, a separate image) and the web client offers: tests check they agree.
 # No SVG, HTML or anything else a browser would run. The policy pins the one chosen, so the stored
 # original carries it.
-UPLOAD_CONTENT_TYPES: tuple[str, ...] = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp")
+UPLOAD_CONTENT_TYPES: tuple[str, ...] = (
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/bmp",
+    "image/avif",
+)
 # Non-standard spellings that existing clients send, mapped to the canonical type.
 CONTENT_TYPE_ALIASES: dict[str, str] = {
     "image/jpg": "image/jpeg",
