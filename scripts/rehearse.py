@@ -5,6 +5,7 @@ are written once, in `pipeline/commands.py`) so a step that would fail after a p
 
     Build      Preflight (not a pipeline step): the placeholders `make preflight` lists, as a warning
                Synth: `make test-ci`, `make synth` (lint, unit and infrastructure tests; synth, cdk-nag, cfn-lint)
+               Changes (not a pipeline step): `make changes` against `main`, as a pull request's check runs it
     Staging    the local stack (`python -m devstack up`, its own folder and free ports) stands in for the
                deployed stage; the migrations, the smoke test, a short Locust run with the `local`
                profile and the capacity review run against it
@@ -68,12 +69,16 @@ class Entry:
     """Why nothing here can stand in for it."""
     marker: str | None = None
     """`stack`: start the local stack (the stage's deployment); `approval`: stop here; `preflight`: the
-    offline part of `make preflight`."""
+    offline part of `make preflight`; `changes`: the change report against `main`."""
 
 
 PREFLIGHT = "python -m pipeline.preflight --offline"
 """The placeholders of stages/config.py. The shipped config is placeholders by design, so here they are a
 warning; before a first push `make preflight ENV=...` checks the accounts and fails on them."""
+
+CHANGES = "python -m pipeline.changes --base main"
+"""`make changes BASE=main`: what this tree changes in every stack compared with `main`, as the pull-request
+check reports it; fails on a prod stateful resource replaced or removed without an allowance."""
 
 
 def plan() -> list[Entry]:
@@ -81,6 +86,7 @@ def plan() -> list[Entry]:
     return [
         Entry("Build", "Preflight", marker="preflight"),
         Entry("Build", SYNTH.name, step=SYNTH),
+        Entry("Build", "Changes", marker="changes"),
         Entry("UpdatePipeline", "SelfMutate", skip=GENERATED["SelfMutate"]),
         Entry("Assets", "Assets", skip=GENERATED["Assets"]),
         Entry("Staging", IMAGE_SCAN.name, step=IMAGE_SCAN),
@@ -167,6 +173,8 @@ class Rehearsal:
             return self.start_stack(entry)
         if entry.marker == "preflight":
             return self.preflight(entry)
+        if entry.marker == "changes":
+            return self.changes(entry)
         if entry.marker == "approval":
             where = self.review or "(no capacity review: the load test did not run)"
             self.record(
@@ -190,6 +198,26 @@ class Rehearsal:
         else:
             self.record(Result(entry, "FAILED", seconds, f"`{PREFLIGHT}` exited {code}"))
         return code in (0, 1)
+
+    def changes(self, entry: Entry) -> bool:
+        """The change report against `main`; skipped where there is no git history to compare with."""
+        if not (ROOT / ".git").exists():
+            note = "no .git here (the pipeline's source is a zip): nothing to compare with; run it in a clone"
+            self.record(Result(entry, "skipped", note=note))
+            return True
+        say(f"{entry.stage}/{entry.name}: $ {CHANGES}")
+        started = time.monotonic()
+        code = subprocess.run(["bash", "-c", CHANGES], cwd=ROOT, env=self.base_env, check=False).returncode  # noqa: S603, S607
+        seconds = time.monotonic() - started
+        report = "reports/changes/latest/changes.md"
+        if code == 0:
+            self.record(Result(entry, "ok", seconds, f"report: {report}"))
+        elif code == 1:
+            note = f"a stateful prod resource would be replaced or removed ({report}): fix it, or allow it in changes-allowed.toml"
+            self.record(Result(entry, "FAILED", seconds, note))
+        else:
+            self.record(Result(entry, "FAILED", seconds, f"`{CHANGES}` exited {code} (above)"))
+        return code == 0
 
     def start_stack(self, entry: Entry) -> bool:
         started = time.monotonic()
@@ -285,6 +313,10 @@ def print_plan() -> None:
             print("    stop: a person approves here; the capacity review's path is printed")
         elif entry.marker == "preflight":
             print(f"    run       {PREFLIGHT}  (not a pipeline step: placeholders left are a warning here)")
+        elif entry.marker == "changes":
+            print(
+                f"    run       {CHANGES}  (not a pipeline step: the pull-request check; skipped without .git)"
+            )
         elif entry.step is not None:
             main = (*entry.step.build, *entry.step.post_build)
             if all(local_text(c) is None for c in main):

@@ -152,3 +152,33 @@ def test_placeholders_are_a_warning_in_the_rehearsal(
     listed = capfd.readouterr().out
     for placeholder in locate(STAGING):  # the shipped config is placeholders by design
         assert placeholder.where in listed
+
+
+def test_the_rehearsal_runs_the_change_report_against_main(
+    rehearse: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps = [(entry.stage, entry.name) for entry in rehearse.plan()]
+    assert steps.index(("Build", "Changes")) == steps.index(("Build", "Synth")) + 1
+    entry = rehearse.plan()[steps.index(("Build", "Changes"))]
+    assert (entry.marker, entry.step) == (
+        "changes",
+        None,
+    )  # not a pipeline step: nothing the pipeline runs is added
+    assert rehearse.CHANGES.startswith("python -m pipeline.changes") and rehearse.CHANGES.endswith(
+        "--base main"
+    )
+    assert rehearse.main(["--list"]) == 0
+    assert f"run       {rehearse.CHANGES}" in capsys.readouterr().out
+
+
+def test_the_change_report_is_skipped_without_git_history(
+    rehearse: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline's source is a zip of the branch: there is no history to compare with."""
+    monkeypatch.setattr(rehearse, "ROOT", tmp_path)  # a checkout without .git
+    rehearsal = rehearse.Rehearsal(tmp_path, None)
+    [entry] = [e for e in rehearse.plan() if e.marker == "changes"]
+    assert rehearsal.do(entry) is True  # the rehearsal goes on
+    [result] = rehearsal.results
+    assert result.status == "skipped"
+    assert "no .git" in result.note and "zip" in result.note
