@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote_plus
 
@@ -24,12 +25,12 @@ NEVER = 3600.0  # seconds between periodic snapshots: none happens during a test
 
 
 @pytest.fixture
-def server(scratch_dir: Path) -> S3ServerProcess:
+def server(scratch_dir: Path) -> Iterator[S3ServerProcess]:
     process = S3ServerProcess(
         free_port(), state_dir=scratch_dir / f"s3-{uuid.uuid4().hex[:6]}", interval=NEVER
     )
     process.start()
-    yield process  # type: ignore[misc]
+    yield process
     process.stop()
 
 
@@ -37,7 +38,7 @@ def _keys_in_queue(endpoint: str) -> list[str]:
     """The object keys of every event waiting in the event queue (received, then deleted)."""
     sqs = client("sqs", endpoint)
     url = queue_url(endpoint)
-    keys = []
+    keys: list[str] = []
     while True:
         reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
         if not reply.get("Messages"):
