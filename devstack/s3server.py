@@ -172,6 +172,7 @@ class Snapshot:
         self.blobs.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._client: Any = None
+        self.restoring = False
         self.manifest: dict[str, dict[str, dict[str, Any]]] = self._load()
 
     @property
@@ -197,6 +198,7 @@ class Snapshot:
         """Put every saved object back on the (empty, new) server; return how many."""
         s3 = client("s3", self.endpoint_url)
         count = 0
+        self.restoring = True  # what is put back is on disk already: no write per object (DurableWrites)
         for bucket, objects in self.manifest.items():
             with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
                 s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
@@ -211,6 +213,7 @@ class Snapshot:
                         extra[field] = entry[field]
                 s3.put_object(Bucket=bucket, Key=key, Body=blob.read_bytes(), **extra)
                 count += 1
+        self.restoring = False
         # The re-put objects get new ETags only if moto computes them differently; save a fresh view.
         self.save()
         return count
@@ -231,6 +234,8 @@ class Snapshot:
 
     def persist(self, bucket: str, key: str) -> None:
         """Put one object's current state on disk now (its blob and manifest entry, or its removal)."""
+        if self.restoring:
+            return
         with self._lock:
             objects = dict(self.manifest.get(bucket, {}))
             try:

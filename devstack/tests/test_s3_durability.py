@@ -95,3 +95,20 @@ def test_the_queue_survives_restarts_and_forgets_deleted_messages(server: S3Serv
     server.stop()  # a clean stop and start: still nothing comes back that was deleted
     server.start()
     assert _keys_in_queue(server.endpoint_url) == []
+
+
+def test_a_restart_does_not_rewrite_what_is_on_disk(server: S3ServerProcess) -> None:
+    """The restore puts objects back without a durable write each (thousands of objects would each
+    rewrite the manifest): after a restart with nothing new, the manifest is the same file."""
+    s3 = client("s3", server.endpoint_url)
+    for n in range(5):
+        s3.put_object(
+            Bucket=Layout.public_bucket, Key=f"public/renditions/{uuid.uuid4()}.webp", Body=b"%d" % n
+        )
+    assert server.state_dir is not None
+    manifest = server.state_dir / "manifest.json"
+    server.stop()
+    before = manifest.stat()
+    server.start()
+    after = manifest.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
