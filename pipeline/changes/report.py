@@ -229,6 +229,14 @@ def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def _image(value: Any) -> str:
+    """An image asset by its hash (`asset 1a2b3c4d5e6f`); any other image as it is written."""
+    text = _text(value)
+    if "container-assets" in text and ":" in text:
+        return f"asset {text.rsplit(':', 1)[1][:12]}"
+    return text
+
+
 def release_parameters(stage: str, template: dict[str, Any]) -> dict[str, str]:
     """(what -> value) of the settings reviewers look for in a release, keyed by construct path."""
     found: dict[str, str] = {}
@@ -241,7 +249,7 @@ def release_parameters(stage: str, template: dict[str, Any]) -> dict[str, str]:
                 if key in properties:
                     found[f"{where}: task {key.lower()}"] = _text(properties[key])
             for container in properties.get("ContainerDefinitions", []):
-                found[f"{where}: image of {container.get('Name', '?')}"] = _text(container.get("Image"))
+                found[f"{where}: image of {container.get('Name', '?')}"] = _image(container.get("Image"))
         elif kind == "AWS::ApplicationAutoScaling::ScalableTarget":
             for key in ("MinCapacity", "MaxCapacity"):
                 found[f"{where}: {key}"] = _text(properties.get(key))
