@@ -266,6 +266,26 @@ def test_refs_resolve_and_an_unknown_base_says_what_to_do() -> None:
     assert assemblies.working_tree_key() == key  # stable while nothing changes
 
 
+@needs_git
+@pytest.mark.slow
+def test_make_changes_against_head_end_to_end() -> None:
+    """BASE in a git worktree, the working tree in place (both cached), the report and its exit code."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.changes", "--base", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    data = json.loads((report.REPORTS / "latest" / "changes.json").read_text())
+    assert data["base"]["ref"] == "HEAD" and re.fullmatch(r"[0-9a-f]{40}", data["base"]["commit"])
+    assert (assemblies.CACHE / data["base"]["commit"] / "acknowledgments.json").exists()  # cached by commit
+    assert data["exit"] == result.returncode
+    assert "Report: reports/changes/" in result.stdout
+    assert not [line for line in assemblies.git("worktree", "list").splitlines() if "yoctogram-base-" in line]
+
+
 # --- the pull-request workflow -------------------------------------------------------------------------
 def workflow() -> dict[Any, Any]:
     loaded: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text())

@@ -172,6 +172,7 @@ def base_side(ref: str) -> Side:
     if not (CACHE / commit / ACKNOWLEDGMENTS).exists():
         with tempfile.TemporaryDirectory(prefix="yoctogram-base-") as parent:
             checkout = Path(parent) / "checkout"
+            git("worktree", "prune")  # forget the worktrees of an interrupted run
             git("worktree", "add", "--detach", "--quiet", str(checkout), commit)
             try:
                 synthesize(checkout, commit, label)
