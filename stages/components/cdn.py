@@ -168,50 +168,45 @@ class Cdn(Construct):
             default_ttl=cdk.Duration.days(1),
             max_ttl=cdk.Duration.days(1),
         )
-        security_headers = cloudfront.ResponseHeadersPolicy(
-            self,
-            "SecurityHeaders",
-            response_headers_policy_name=f"{prefix}-security-headers",
-            comment="HSTS, CSP, no framing, no sniffing, strict referrer",
-            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
-                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
-                    access_control_max_age=cdk.Duration.days(365), include_subdomains=True, override=True
-                ),
-                content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
-                    content_security_policy=content_security_policy(config, image_bucket_names), override=True
-                ),
-                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
-                frame_options=cloudfront.ResponseHeadersFrameOptions(
-                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True
-                ),
-                referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
-                    referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
-                    override=True,
-                ),
-            ),
-        )
 
-        media_security_headers = cloudfront.ResponseHeadersPolicy(
-            self,
+        def headers_policy(
+            construct_id: str, name: str, comment: str, csp: str
+        ) -> cloudfront.ResponseHeadersPolicy:
+            """HSTS, no framing, no sniffing, strict referrer, and `csp`: the same for the site and media."""
+            return cloudfront.ResponseHeadersPolicy(
+                self,
+                construct_id,
+                response_headers_policy_name=f"{prefix}-{name}",
+                comment=comment,
+                security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+                    strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                        access_control_max_age=cdk.Duration.days(365), include_subdomains=True, override=True
+                    ),
+                    content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                        content_security_policy=csp, override=True
+                    ),
+                    content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+                    frame_options=cloudfront.ResponseHeadersFrameOptions(
+                        frame_option=cloudfront.HeadersFrameOption.DENY, override=True
+                    ),
+                    referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
+                        referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
+                        override=True,
+                    ),
+                ),
+            )
+
+        security_headers = headers_policy(
+            "SecurityHeaders",
+            "security-headers",
+            "HSTS, CSP, no framing, no sniffing, strict referrer",
+            content_security_policy(config, image_bucket_names),
+        )
+        media_security_headers = headers_policy(
             "MediaSecurityHeaders",
-            response_headers_policy_name=f"{prefix}-media-security-headers",
-            comment="Images: HSTS, a sandboxing CSP, no framing, no sniffing, strict referrer",
-            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
-                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
-                    access_control_max_age=cdk.Duration.days(365), include_subdomains=True, override=True
-                ),
-                content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
-                    content_security_policy=MEDIA_CONTENT_SECURITY_POLICY, override=True
-                ),
-                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
-                frame_options=cloudfront.ResponseHeadersFrameOptions(
-                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True
-                ),
-                referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
-                    referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
-                    override=True,
-                ),
-            ),
+            "media-security-headers",
+            "Images: HSTS, a sandboxing CSP, no framing, no sniffing, strict referrer",
+            MEDIA_CONTENT_SECURITY_POLICY,
         )
 
         def media(origin: cloudfront.IOrigin, **kwargs: object) -> cloudfront.BehaviorOptions:
