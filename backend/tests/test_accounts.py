@@ -239,8 +239,8 @@ def test_a_verified_token_is_still_checked_for_expiry_and_forgeries_are_not_reme
 
     user_id = uuid.uuid4()
     token = _token(settings, user_id)
-    assert security.decode_access_token(token, settings) == user_id
-    assert security.decode_access_token(token, settings) == user_id  # remembered
+    assert security.decode_access_token(token, settings).user_id == user_id
+    assert security.decode_access_token(token, settings).user_id == user_id  # remembered
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     with pytest.raises(security.InvalidToken):
         security.decode_access_token(forged, settings)

@@ -31,7 +31,15 @@ def test_upgrade_head_on_an_empty_database_then_round_trip(postgres_server: Loca
     name = _fresh_database(postgres_server)
     url = postgres_server.url(database=name)
     upgrade("head", database_url=url)
-    assert _tables(postgres_server, name) == {"alembic_version", "users", "images", "feed_version"}
+    assert _tables(postgres_server, name) == {
+        "alembic_version",
+        "users",
+        "images",
+        "feed_version",
+        "token_revocations",
+        "token_revocation_version",
+        "login_throttle",
+    }
     downgrade("base", database_url=url)
     assert _tables(postgres_server, name) == {"alembic_version"}
     upgrade("head", database_url=url)

@@ -52,7 +52,7 @@ async def test_every_error_response_is_documented_with_the_error_body(client: ht
     assert schemas["ErrorResponse"]["required"] == ["detail"]
     assert schemas["ErrorResponse"]["properties"]["success"]["const"] is False
     operations = _operations(document)
-    assert len(operations) == 13
+    assert len(operations) == 15
     for name, operation in operations.items():
         for status, response in operation["responses"].items():
             if int(status) < 400:
@@ -79,6 +79,8 @@ async def test_optional_tokens_are_documented_as_optional(client: httpx.AsyncCli
         "GET /api/v1/images/media/{image_id}",
     }
     assert required == {
+        "POST /api/v1/auth/logout/",
+        "POST /api/v1/auth/logout-everywhere/",
         "GET /api/v1/users/me",
         "DELETE /api/v1/users/me",
         "POST /api/v1/images/upload/{privacy}/generate",
@@ -192,8 +194,8 @@ def test_every_answer_of_the_server_matches_the_document(served_api: ServedApi, 
     anonymous = _schemathesis(served_api, tmp_path)
     assert "Authentication failed" in anonymous  # the operations that need a token said so
 
-    # Logged in, without deleting the account (its token would then be refused for the rest of the run;
-    # the anonymous run covers that operation's answers).
+    # Logged in, without deleting the account or logging out (its token would then be refused for the
+    # rest of the run; the anonymous run covers those operations' answers).
     logged_in = _schemathesis(
         served_api,
         tmp_path,
@@ -201,6 +203,10 @@ def test_every_answer_of_the_server_matches_the_document(served_api: ServedApi, 
         f"Authorization: Bearer {token}",
         "--exclude-operation-id",
         "delete_me_api_v1_users_me_delete",
+        "--exclude-operation-id",
+        "logout_api_v1_auth_logout__post",
+        "--exclude-operation-id",
+        "logout_everywhere_api_v1_auth_logout_everywhere__post",
     )
     assert "Authentication failed" not in logged_in  # the token was accepted throughout
     assert "✅ Stateful" in logged_in  # the links were followed

@@ -15,6 +15,8 @@ CONTAINER_PORT = 8000
 RDS_CA_BUNDLE = "/srv/certs/rds-global-bundle.pem"
 """Where backend/Dockerfile puts the RDS certificate authorities' bundle (every region's)."""
 HEALTH_CHECK_PATH = "/api/v1/health"
+CLIENT_ADDRESS_HEADER = "CloudFront-Viewer-Address"
+"""The header the API counts login attempts per address by (backend/app/services/login_throttle.py)."""
 MIGRATE_COMMAND = ["python", "-m", "app.migrate"]
 EVENT_WORKER_COMMAND = ["python", "-m", "app.events"]
 CLEANUP_COMMAND = ["python", "-m", "app.cleanup"]
@@ -87,6 +89,9 @@ def backend_settings(
         "MAX_UPLOAD_BYTES": str(config.max_upload_bytes),
         "WEB_CONCURRENCY": str(config.web_concurrency),
         "HTTP_KEEP_ALIVE_SECONDS": str(config.http_keep_alive_seconds),
+        # Login throttling counts per client address: the one CloudFront writes (the /api/* behaviour's
+        # AllViewerExceptHostHeader policy forwards it; the load balancer only takes CloudFront's requests).
+        "CLIENT_ADDRESS_HEADER": CLIENT_ADDRESS_HEADER,
         "DB_POOL_SIZE": str(config.db_pool_size),
         "DB_MAX_OVERFLOW": str(config.db_max_overflow),
         "POSTGRES_PASSWORD_SECRET_ID": names.database_secret(config),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -11,13 +10,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.errors import Unauthorized
-from app.core.security import InvalidToken, decode_access_token
+from app.core.errors import INVALID_TOKEN, Unauthorized
+from app.core.security import AccessToken, InvalidToken, decode_access_token
 from app.crud import users
 from app.models import User
 from app.services.media_urls import MediaUrlBuilder
 
-INVALID_TOKEN = "Invalid or expired token; log in again"  # noqa: S105 - a message, not a secret
+NOT_AUTHENTICATED = "Not authenticated; log in and send 'Authorization: Bearer <token>'"
 
 _bearer = HTTPBearer(auto_error=False, description="The access_token from POST /api/v1/auth/login/")
 
@@ -44,14 +43,13 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 UrlsDep = Annotated[MediaUrlBuilder, Depends(get_urls)]
 
 
-def viewer_id_from(
+def access_token_from(
     settings: Settings, request: Request, credentials: HTTPAuthorizationCredentials | None
-) -> uuid.UUID | None:
-    """The id in a valid token, or None when anonymous, without reading the member's row.
+) -> AccessToken | None:
+    """The verified token, or None when anonymous, without reading the member's row or the revocations.
 
-    For routes that check the member themselves only when they need to (the cached feeds: a
-    deactivated or deleted member changes the feed version, so their cached pages are never served).
-    A bad token or a malformed header is 401, never silently anonymous.
+    The callers check those (`optional_user` below; the cached feeds through the revocation list,
+    app/services/sessions.py). A bad token or a malformed header is 401, never silently anonymous.
     """
     if credentials is None:
         if "authorization" in request.headers:
@@ -63,10 +61,11 @@ def viewer_id_from(
         raise Unauthorized(INVALID_TOKEN) from None
 
 
-async def load_viewer(session: AsyncSession, user_id: uuid.UUID) -> User:
-    """The member behind a valid token; 401 when they were deleted or deactivated since it was issued."""
-    user = await users.get(session, user_id)
-    if user is None or not user.is_active:
+async def load_viewer(session: AsyncSession, token: AccessToken) -> User:
+    """The member behind a valid token; 401 when they were deleted or deactivated since it was issued, or
+    the token was revoked (logout, log out everywhere)."""
+    user = await users.get_for_token(session, token)
+    if user is None:
         raise Unauthorized(INVALID_TOKEN)
     return user
 
@@ -78,16 +77,29 @@ async def optional_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User | None:
     """The caller, or None when anonymous. A bad token is 401, never silently anonymous."""
-    user_id = viewer_id_from(settings, request, credentials)
-    return None if user_id is None else await load_viewer(session, user_id)
+    token = access_token_from(settings, request, credentials)
+    return None if token is None else await load_viewer(session, token)
 
 
 async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
-        raise Unauthorized("Not authenticated; log in and send 'Authorization: Bearer <token>'")
+        raise Unauthorized(NOT_AUTHENTICATED)
     return user
+
+
+async def bearer_token(
+    settings: SettingsDep,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AccessToken:
+    """The caller's verified token (signature and expiry only: for logging out, which may be repeated)."""
+    token = access_token_from(settings, request, credentials)
+    if token is None:
+        raise Unauthorized(NOT_AUTHENTICATED)
+    return token
 
 
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 CurrentUser = Annotated[User, Depends(current_user)]
+BearerToken = Annotated[AccessToken, Depends(bearer_token)]

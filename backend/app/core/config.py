@@ -21,6 +21,18 @@ class Settings(BaseSettings):
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=60 * 24, ge=1, le=60 * 24 * 30)
     JWT_ALGORITHM: Literal["HS256", "HS384", "HS512"] = "HS256"
     PASSWORD_MIN_LENGTH: int = Field(default=8, ge=8)
+    # Login throttling (app/services/login_throttle.py): attempts per account name and per client address
+    # in a fixed window, counted in the database so every task shares them; over a limit is a 429 with
+    # Retry-After, whether or not the account exists. A successful login gives its attempt back (and clears
+    # the account's count). 0 turns a limit off. Per address is generous: one office or mobile carrier NAT
+    # is one address, and the staging load test logs its users in from one.
+    LOGIN_THROTTLE_WINDOW_SECONDS: int = Field(default=900, ge=1, le=86_400)
+    LOGIN_MAX_ATTEMPTS_PER_ACCOUNT: int = Field(default=10, ge=0)
+    LOGIN_MAX_ATTEMPTS_PER_ADDRESS: int = Field(default=300, ge=0)
+    # The request header that carries the client's address as the edge saw it. In AWS the stack sets
+    # `CloudFront-Viewer-Address` (CloudFront writes it; the ALB only takes CloudFront's requests): never a
+    # client-controlled X-Forwarded-For entry. Unset (locally): the connection's peer address.
+    CLIENT_ADDRESS_HEADER: str | None = None
 
     # Database: DATABASE_URL wins; otherwise the POSTGRES_* variables the stack maps from its secret.
     DATABASE_URL: str | None = None

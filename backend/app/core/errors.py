@@ -46,10 +46,21 @@ class Unprocessable(DomainError):
     status_code = 422
 
 
+class TooManyRequests(DomainError):
+    """429, with the seconds to wait in `Retry-After`."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class Unavailable(DomainError):
     status_code = 503
 
 
+INVALID_TOKEN = "Invalid or expired token; log in again"  # noqa: S105 - a message, not a secret
 DATABASE_UNAVAILABLE = "The database is unavailable; try again in a moment"
 DATABASE_BUSY = "The database is busy; try again in a moment"
 IMAGE_STORE_UNAVAILABLE = "The image store is unavailable; try again in a moment"
@@ -138,6 +149,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
         return error_response(exc.status_code, exc.detail, headers)
 
     @app.exception_handler(StarletteHTTPException)

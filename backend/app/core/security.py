@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
@@ -43,18 +45,39 @@ async def verify_password(hashed: str | None, password: str) -> bool:
     return await anyio.to_thread.run_sync(_verify, hashed, password)
 
 
-def create_access_token(user_id: uuid.UUID, settings: Settings) -> str:
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """A verified access token: whose it is, the generation it was issued in, when it expires, and the
+    SHA-256 of its text (what a logout stores: app/services/sessions.py)."""
+
+    user_id: uuid.UUID
+    generation: int
+    expires: int
+    digest: bytes
+
+
+def create_access_token(user_id: uuid.UUID, settings: Settings, *, generation: int = 0) -> str:
     now = datetime.now(UTC)
     claims = {
         "sub": str(user_id),
         "iat": now,
         "exp": now + timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES),
         "typ": "access",
+        # The member's token generation at login: "log out everywhere" bumps it, and every token of an
+        # older generation stops working. Tokens from before it existed read as generation 0.
+        "gen": generation,
+        # Unique per token: two logins in the same second would otherwise get the same token, and a
+        # logout of one (which stores the token's digest) would revoke the other.
+        "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, settings.secret_key, algorithm=settings.JWT_ALGORITHM)
 
 
-def _decode(token: str, settings: Settings) -> tuple[uuid.UUID, int]:
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _decode(token: str, settings: Settings) -> AccessToken:
     try:
         claims = jwt.decode(
             token,
@@ -64,21 +87,25 @@ def _decode(token: str, settings: Settings) -> tuple[uuid.UUID, int]:
         )
         if claims.get("typ") != "access":
             raise InvalidToken("not an access token")
-        return uuid.UUID(str(claims["sub"])), int(claims["exp"])
+        generation = claims.get("gen", 0)
+        if type(generation) is not int or generation < 0:
+            raise InvalidToken("bad generation")
+        return AccessToken(uuid.UUID(str(claims["sub"])), generation, int(claims["exp"]), token_digest(token))
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise InvalidToken(str(error)) from None
 
 
-# Tokens already verified: (token, key, algorithm) -> (user id, exp). Verifying the HMAC and parsing the
+# Tokens already verified: (token, key, algorithm) -> AccessToken. Verifying the HMAC and parsing the
 # claims cost ~0.15 ms of CPU, as much as the rest of a cached feed page (bench/README.md); a member sends
 # the same token with every request until it expires. The result is a pure function of the key, except
 # for time: `exp` is checked again on every use (`iat`/`nbf`, once passed, stay passed). Bounded, LRU.
-_VERIFIED: OrderedDict[tuple[str, str, str], tuple[uuid.UUID, int]] = OrderedDict()
+# Revocation is checked by the callers (app/api/deps.py, app/services/sessions.py), never remembered here.
+_VERIFIED: OrderedDict[tuple[str, str, str], AccessToken] = OrderedDict()
 _VERIFIED_MAX = 4096
 
 
-def decode_access_token(token: str, settings: Settings) -> uuid.UUID:
-    """The user id in a valid token; raises InvalidToken otherwise (malformed, expired, forged)."""
+def decode_access_token(token: str, settings: Settings) -> AccessToken:
+    """The verified token; raises InvalidToken otherwise (malformed, expired, forged)."""
     key = (token, settings.secret_key, settings.JWT_ALGORITHM)
     known = _VERIFIED.get(key)
     if known is None:
@@ -88,8 +115,7 @@ def decode_access_token(token: str, settings: Settings) -> uuid.UUID:
             _VERIFIED.popitem(last=False)
     else:
         _VERIFIED.move_to_end(key)
-    user_id, expires = known
-    if expires <= int(time.time()):  # as PyJWT decides it (no leeway)
+    if known.expires <= int(time.time()):  # as PyJWT decides it (no leeway)
         _VERIFIED.pop(key, None)
         raise InvalidToken("Signature has expired")
-    return user_id
+    return known

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import User
+from app.core.security import AccessToken
+from app.models import TokenRevocation, User
 
 
 class DuplicateUser(Exception):
@@ -18,6 +19,35 @@ class DuplicateUser(Exception):
 
 async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id)
+
+
+async def get_for_token(session: AsyncSession, token: AccessToken) -> User | None:
+    """The active member behind `token` if the token was not revoked since: one statement, which reads
+    the member's row and looks the token up among the logouts (app/services/sessions.py)."""
+    revoked = sa.exists().where(TokenRevocation.token_digest == token.digest)  # type: ignore[arg-type]
+    row = (
+        await session.execute(sa.select(User, revoked).where(User.id == token.user_id))  # type: ignore[arg-type]
+    ).first()
+    if row is None:
+        return None
+    user, is_revoked = row
+    if is_revoked or not user.is_active or token.generation < user.token_generation:
+        return None
+    return user
+
+
+async def token_is_valid(connection: Any, token: AccessToken) -> bool:
+    """`get_for_token` on a driver (asyncpg) connection, without loading the row: for the feeds when the
+    revocation version cannot be read (app/api/routes/feed.py)."""
+    return bool(
+        await connection.fetchval(
+            "SELECT is_active AND token_generation <= $2 AND NOT EXISTS "
+            "(SELECT 1 FROM token_revocations WHERE token_digest = $3) FROM users WHERE id = $1",
+            token.user_id,
+            token.generation,
+            token.digest,
+        )
+    )
 
 
 async def find_by_login(session: AsyncSession, login: str) -> User | None:

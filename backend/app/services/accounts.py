@@ -6,9 +6,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import security
 from app.core.config import Settings
-from app.core.errors import Conflict, Unauthorized
+from app.core.errors import INVALID_TOKEN, Conflict, Unauthorized
 from app.crud import images, users
 from app.models import Token, User, UserCreate
+from app.services import sessions
+from app.services.login_throttle import LoginThrottle
 from app.services.storage import ImageStorage
 
 DUPLICATE = "That username or email is already registered; log in, or choose another"
@@ -26,16 +28,35 @@ async def register(session: AsyncSession, data: UserCreate) -> User:
         raise Conflict(DUPLICATE) from None
 
 
-async def login(session: AsyncSession, *, login: str, password: str, settings: Settings) -> Token:
-    """A bearer token for valid credentials of an active user; Unauthorized otherwise (same message)."""
+async def login(
+    session: AsyncSession, *, login: str, password: str, settings: Settings, address: str
+) -> Token:
+    """A bearer token for valid credentials of an active user; Unauthorized otherwise (same message);
+    TooManyRequests when this name or this address failed too often lately (app/services/login_throttle.py)."""
+    throttle = LoginThrottle(settings, login=login, address=address)
+    await throttle.take(session)
     user = await users.find_by_login(session, login)
-    hashed, active, user_id = (user.hashed_password, user.is_active, user.id) if user else (None, False, None)
+    hashed, active = (user.hashed_password, user.is_active) if user else (None, False)
+    user_id, generation = (user.id, user.token_generation) if user else (None, 0)
     # No transaction stays open while argon2 runs (it is slow on purpose): give the connection back.
     await session.rollback()
     ok = await security.verify_password(hashed, password)
     if not ok or not active or user_id is None:
         raise Unauthorized(BAD_LOGIN)
-    return Token(access_token=security.create_access_token(user_id, settings))
+    await throttle.succeeded(session)
+    return Token(access_token=security.create_access_token(user_id, settings, generation=generation))
+
+
+async def logout(session: AsyncSession, token: security.AccessToken) -> None:
+    """Revoke this token on every task (repeating it is harmless); Unauthorized if its member is gone."""
+    if await users.get(session, token.user_id) is None:
+        raise Unauthorized(INVALID_TOKEN)
+    await sessions.revoke_token(session, token)
+
+
+async def logout_everywhere(session: AsyncSession, user: User) -> None:
+    """Revoke every token of the member issued so far, this one included."""
+    await sessions.revoke_all(session, user.id)
 
 
 async def delete_account(session: AsyncSession, storage: ImageStorage, user: User) -> None:

@@ -23,13 +23,25 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger("app.feed_cache")
 
-VERSION_SQL = "SELECT sum(version)::bigint FROM feed_version"
+# The feed version, and the token revocation version read in the same statement: the feeds check tokens
+# against it at no extra cost (app/services/sessions.py).
+VERSION_SQL = (
+    "SELECT (SELECT sum(version) FROM feed_version)::bigint, "
+    "(SELECT version FROM token_revocation_version WHERE id = 1)"
+)
+
+
+class Snapshot(NamedTuple):
+    """What one version read saw."""
+
+    feed: int
+    revocations: int
 
 
 class FeedVersionReader:
@@ -40,13 +52,13 @@ class FeedVersionReader:
         self._timeout = timeout
         self._connection: AsyncConnection | None = None
         self._statement: Any = None  # asyncpg PreparedStatement
-        self._waiting: asyncio.Future[tuple[int, int] | None] | None = None
+        self._waiting: asyncio.Future[tuple[int, Snapshot] | None] | None = None
         self._runner: asyncio.Task[None] | None = None
         self.reads = 0
         self.failures = 0
 
-    async def current(self) -> tuple[int, int] | None:
-        """(read number, feed version) as of a moment after this call began; None when it cannot be read.
+    async def current(self) -> tuple[int, Snapshot] | None:
+        """(read number, versions) as of a moment after this call began; None when they cannot be read.
 
         Read numbers grow with every read: of two answers, the higher number is the newer version.
         """
@@ -72,11 +84,11 @@ class FeedVersionReader:
                 self._waiting.set_result(None)
                 self._waiting = None
 
-    async def _read(self) -> tuple[int, int] | None:
+    async def _read(self) -> tuple[int, Snapshot] | None:
         try:
             if self._statement is None:
                 await self._connect()
-            version = await self._statement.fetchval(timeout=self._timeout)
+            row = await self._statement.fetchrow(timeout=self._timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure means: answer without the cache
@@ -88,7 +100,7 @@ class FeedVersionReader:
             await self._discard()
             return None
         self.reads += 1
-        return self.reads, int(version or 0)
+        return self.reads, Snapshot(int(row[0] or 0), int(row[1] or 0))
 
     async def _connect(self) -> None:
         # One connection from the engine (its settings, its credentials), held for the process's life:
@@ -173,18 +185,24 @@ class FeedCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def _current_version(self) -> int | None:
+    async def snapshot(self) -> Snapshot | None:
+        """The versions as of a moment after this call began (None when they cannot be read); with the
+        cache on, what is cached for another feed version is dropped."""
         read = await self.reader.current()
         if read is None:
             return None
-        number, version = read
+        number, snapshot = read
         if number > self._read_number:
             self._read_number = number
-            if version != self._version:
+            if snapshot.feed != self._version:
                 # Everything cached belongs to another version: free it now rather than when evicted.
                 self._entries.clear()
-                self._version = version
-        return version
+                self._version = snapshot.feed
+        return snapshot
+
+    async def _current_version(self) -> int | None:
+        snapshot = await self.snapshot()
+        return None if snapshot is None else snapshot.feed
 
     def _hit(self, key: Hashable, version: int, window: int) -> bytes | None:
         entry = self._entries.get(key)
@@ -194,16 +212,16 @@ class FeedCache:
             return entry.body
         return None
 
-    async def lookup(self, key: Hashable, window: int) -> tuple[bytes | None, int | None]:
-        """(the cached body for ``key`` if it is still valid, the version read for this request).
+    async def lookup(self, key: Hashable, window: int) -> tuple[bytes | None, Snapshot | None]:
+        """(the cached body for ``key`` if it is still valid, the versions read for this request).
 
-        The version (None when it could not be read) may be handed to ``get_or_make`` for the same
-        request, which then does not read it again.
+        The feed version (the snapshot is None when it could not be read) may be handed to
+        ``get_or_make`` for the same request, which then does not read it again.
         """
         if not self.enabled:
             return None, None
-        version = await self._current_version()
-        return (None if version is None else self._hit(key, version, window)), version
+        snapshot = await self.snapshot()
+        return (None if snapshot is None else self._hit(key, snapshot.feed, window)), snapshot
 
     async def get_or_make(
         self, key: Hashable, window: int, make: Callable[[], Awaitable[bytes]], *, version: int | None = None

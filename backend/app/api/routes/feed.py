@@ -26,19 +26,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BeforeValidator
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.deps import INVALID_TOKEN, BearerCredentials, viewer_id_from
+from app.api.deps import BearerCredentials, access_token_from
 from app.api.responses import DATABASE_DOWN, OPTIONAL_AUTH, TOKEN_OPTIONAL
 from app.core.db import reading
-from app.core.errors import Unauthorized
-from app.core.security import InvalidToken, decode_access_token
+from app.core.errors import INVALID_TOKEN, Unauthorized
+from app.core.security import AccessToken, InvalidToken, decode_access_token
 from app.crud import users
 from app.models import FeedPage
 from app.services import feeds
-from app.services.feed_cache import FeedCache
+from app.services.feed_cache import FeedCache, Snapshot
 from app.services.media_urls import MediaUrlBuilder
+from app.services.sessions import RevocationList
 
 PREFIX = "/api/v1/feed"
 router = APIRouter(prefix="/feed", tags=["feed"], responses={**TOKEN_OPTIONAL, **DATABASE_DOWN})
@@ -94,9 +96,16 @@ async def _page_response(
     window: Paging,
 ) -> Response:
     state = request.app.state
-    viewer_id = viewer_id_from(state.settings, request, credentials)
+    token = access_token_from(state.settings, request, credentials)
+    viewer_id = None if token is None else token.user_id
     urls: MediaUrlBuilder = state.urls
     cache: FeedCache = state.feed_cache
+    # The versions CachedFeedPages read for this request on its miss, if it read them.
+    snapshot: Snapshot | None = getattr(request.state, "feed_snapshot", None)
+    if token is not None:
+        if snapshot is None:
+            snapshot = await cache.snapshot()
+        await _check_not_revoked(state.revocations, state.engine, token, snapshot)
 
     async def make() -> bytes:
         async with state.engine.connect() as connection, reading(connection) as driver:
@@ -107,10 +116,24 @@ async def _page_response(
             )
 
     key = cache_key(viewer_id, request.path_params.get("creator"), request.query_params)
-    # The version CachedFeedPages read for this request on its miss, if it read one.
-    version = getattr(request.state, "feed_version", None)
+    version = None if snapshot is None else snapshot.feed
     body = await cache.get_or_make(key, urls.expiry(), make, version=version)
     return Response(body, media_type="application/json")
+
+
+async def _check_not_revoked(
+    revocations: RevocationList, engine: AsyncEngine, token: AccessToken, snapshot: Snapshot | None
+) -> None:
+    """401 for a logged-out token: against this process's revocation list, brought up to the version read
+    for this request (app/services/sessions.py); when none could be read, by asking the database."""
+    if snapshot is not None:
+        await revocations.catch_up(snapshot.revocations)
+        revoked = revocations.is_revoked(token)
+    else:
+        async with engine.connect() as connection, reading(connection) as driver:
+            revoked = not await users.token_is_valid(driver, token)
+    if revoked:
+        raise Unauthorized(INVALID_TOKEN)
 
 
 @router.get("/latest", response_model=FeedPage, openapi_extra=OPTIONAL_AUTH)
@@ -165,20 +188,30 @@ class CachedFeedPages:
         cache: FeedCache | None = getattr(state, "feed_cache", None)  # None before the lifespan ran
         if cache is None or not cache.enabled:
             return None
-        viewer_id = None
+        token = None
         for name, value in scope["headers"]:
             if name == b"authorization":  # the first one, as the routes read it
                 match = _BEARER.match(value.decode("latin-1"))
                 if match is None:
                     return None  # the routes answer with the right error
                 try:
-                    viewer_id = decode_access_token(match.group(1), state.settings)
+                    token = decode_access_token(match.group(1), state.settings)
                 except InvalidToken:
                     return None
                 break
         urls: MediaUrlBuilder = state.urls
-        key = cache_key(viewer_id, creator, QueryParams(scope["query_string"]))
-        body, version = await cache.lookup(key, urls.expiry())
-        if body is None and version is not None:
-            scope.setdefault("state", {})["feed_version"] = version  # the route makes the page: no 2nd read
+        key = cache_key(None if token is None else token.user_id, creator, QueryParams(scope["query_string"]))
+        body, snapshot = await cache.lookup(key, urls.expiry())
+        if body is None:
+            if snapshot is not None:  # the route makes the page: no second read
+                scope.setdefault("state", {})["feed_snapshot"] = snapshot
+            return None
+        if token is not None and snapshot is not None:
+            revocations: RevocationList = state.revocations
+            try:
+                await revocations.catch_up(snapshot.revocations)
+            except Exception:  # the routes answer (a 503 if the database is gone)
+                return None
+            if revocations.is_revoked(token):
+                return None  # the routes answer 401
         return body
