@@ -17,8 +17,17 @@ export class ApiError extends Error {
   }
 }
 
-function messageFor(status, detail) {
-  if (status === 429) return "Too many requests right now. Wait a moment, then try again.";
+/** "Retry-After: 540" -> "in about 9 minutes" (the header may also be an HTTP date, or absent). */
+function waitFor(retryAfter) {
+  const seconds = Number(retryAfter);
+  if (!Number.isFinite(seconds) || seconds <= 0) return "in a moment";
+  if (seconds < 60) return `in ${Math.ceil(seconds)} seconds`;
+  const minutes = Math.ceil(seconds / 60);
+  return `in about ${minutes} minute${minutes === 1 ? "" : "s"}`;
+}
+
+function messageFor(status, detail, retryAfter) {
+  if (status === 429) return `Too many attempts right now. Try again ${waitFor(retryAfter)}.`;
   if (status >= 500) {
     return `Yoctogram is having trouble (error ${status}). Try again in a minute.`;
   }
@@ -75,7 +84,7 @@ export function createApi({ base, getToken, onExpired }) {
       throw new ApiError("Your session has ended. Log in again.", { status: 401, body: data });
     }
     const detail = typeof data?.detail === "string" ? data.detail : "";
-    throw new ApiError(messageFor(response.status, detail), {
+    throw new ApiError(messageFor(response.status, detail, response.headers.get("retry-after")), {
       status: response.status,
       fields: fieldErrors(data),
       body: data,
@@ -86,6 +95,7 @@ export function createApi({ base, getToken, onExpired }) {
     request,
     register: (account) => request("POST", "/auth/register/", { body: account }),
     login: (username, password) => request("POST", "/auth/login/", { body: { username, password } }),
+    logout: () => request("POST", "/auth/logout/"),
     me: () => request("GET", "/users/me"),
     profile: (userId, signal) => request("GET", `/users/profile/${encodeURIComponent(userId)}`, { signal }),
     latest: (cursor, limit, signal) => request("GET", "/feed/latest", { query: { cursor, limit }, signal }),

@@ -97,9 +97,22 @@ function markCurrentLink() {
   }
 }
 
-function logOut() {
+async function logOut() {
+  // The server revokes the token first (on every server at once), so a copy of it left in this browser
+  // is worthless; the page logs out locally whatever the answer (already revoked, offline).
+  let revoked = true;
+  try {
+    await app.api.logout();
+  } catch (error) {
+    revoked = error.status === 401; // already ended
+  }
   app.session.clear();
-  app.flash("You're logged out. See you soon!", "info");
+  app.flash(
+    revoked
+      ? "You're logged out. See you soon!"
+      : "You're logged out on this device. We couldn't reach Yoctogram to end the session everywhere.",
+    "info",
+  );
   app.navigate("/login");
 }
 

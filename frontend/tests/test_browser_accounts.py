@@ -32,9 +32,14 @@ def test_sign_up_then_log_out_and_in_again_and_the_session_survives_reloads(
     page.reload()
     expect(page.get_by_text(f"@{name}")).to_be_visible()
 
+    token = page.evaluate("localStorage.getItem('yoctogram.token')")
+    assert page.request.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}).ok
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(re.compile(r"/login$"))
-    expect(page.get_by_text("You're logged out")).to_be_visible()
+    expect(page.get_by_text("You're logged out. See you soon!")).to_be_visible()
+    # Logged out on the server too: a copy of the token is worthless now.
+    after = page.request.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert after.status == 401
     page.reload()
     expect(page.get_by_role("link", name="Log in")).to_be_visible()
 
@@ -84,3 +89,19 @@ def test_an_ended_session_leads_back_to_the_login_and_then_where_i_was(
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(re.compile(rf"/feed/by_user/{user['id']}$"))
     expect(page.get_by_role("heading", name="My posts")).to_be_visible()
+
+
+def test_too_many_wrong_passwords_say_when_to_try_again(open_page: Callable[..., Page], stack: Any) -> None:
+    user = stack.new_user()
+    page = open_page()
+    page.goto("/login")
+    for _ in range(10):  # LOGIN_MAX_ATTEMPTS_PER_ACCOUNT's default
+        wrong = {"username": user["username"], "password": "not the password"}
+        assert page.request.post("/api/v1/auth/login/", data=wrong).status == 401
+    page.get_by_label("Username or email").fill(user["username"])
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text(
+        re.compile(r"Too many attempts right now\. Try again in about 1[45] minutes\.")
+    )
+    expect(page).to_have_url(re.compile(r"/login$"))
