@@ -34,6 +34,14 @@ the report group must not depend on CodeBuild following the `latest` symlink).""
 JUNIT_FILE = "loadtest.xml"
 REVIEW_PAGE = "capacity.html"
 """The capacity review's page in a run folder (written by `python -m loadtests.capacity`)."""
+CHANGES_PAGE = "changes/changes.html"
+"""The prod change report's page in a run folder (written by `python -m pipeline.prod_changes`)."""
+RELEASES_PREFIX = "releases/prod/"
+"""The record of the release that last reached prod, in the reports bucket (`pipeline.releases`): outside
+`runs/`, which expires."""
+RELEASES_LOCAL = "reports/rehearse/releases"
+"""`make rehearse`'s stand-in for the release record (`s3://<reports bucket>/releases/prod/`): kept across
+rehearsals, written only by `make rehearse REHEARSE_ARGS=--record`."""
 
 
 def console_object_url(region: str, bucket: str, key: str) -> str:
@@ -163,6 +171,33 @@ LOAD_TEST = StepCommands(
     local_env=MappingProxyType(
         {"LOAD_SHAPE": "smoke", "LOAD_PROFILE": "local", "LOAD_RUN_TIME": "30s", "LOAD_PROCESSES": "1"}
     ),
+)
+
+PROD_CHANGES = StepCommands(
+    name="ProdChanges",
+    purpose="the change report from the release that last reached prod to this run's prod templates",
+    install=(
+        Command(f"{STEP_REQUIREMENTS} --requirement requirements/infra.txt"),
+        Command(
+            "npm ci --no-audit --no-fund --loglevel=error",
+            Local(
+                "skip",
+                "make has installed the pinned node_modules here already (the CDK's diff engine among "
+                "them), and `npm ci` would replace them under everyone's feet",
+            ),
+        ),
+    ),
+    # Fails on a stateful prod resource replaced or removed without an allowance (changes-allowed.toml).
+    build=(Command("python -m pipeline.prod_changes cdk.out"),),
+    local_env=MappingProxyType({"RELEASES_DIR": RELEASES_LOCAL}),
+)
+
+RECORD_RELEASE = StepCommands(
+    name="RecordRelease",
+    purpose="store this run's prod templates, load-test results and metadata as the release in prod",
+    install=(Command(STEP_REQUIREMENTS),),
+    build=(Command("python -m pipeline.releases record cdk.out"),),
+    local_env=MappingProxyType({"RELEASES_DIR": RELEASES_LOCAL}),
 )
 
 GENERATED = MappingProxyType(

@@ -119,6 +119,19 @@ KNOWN: tuple[Known, ...] = (
         "The load-test step uploads each run's folder under runs/<execution id>/ and replaces latest/; "
         "it can write nothing else in the reports bucket and read nothing.",
     ),
+    Known(
+        r"AwsSolutions-IAM5\[Resource::<Reports[0-9A-F]{8}\.Arn>/(releases/prod|releases/prod/latest|runs)/\*\]",
+        r"^Pipeline/RecordReleaseStepRole/DefaultPolicy/Resource$",
+        "The release record step writes releases/prod/<execution id>/ and replaces releases/prod/latest/ "
+        "(the only prefix it may delete in), and reads the run folder it copies from runs/<execution id>/; "
+        "the execution id is known only at run time.",
+    ),
+    Known(
+        r"AwsSolutions-IAM5\[Resource::<Reports[0-9A-F]{8}\.Arn>/(releases/prod|runs/\*/changes)/\*\]",
+        r"^Pipeline/ProdChangesStepRole/DefaultPolicy/Resource$",
+        "The prod change report step reads the release record under releases/prod/ and writes only its "
+        "report into runs/<execution id>/changes/; the execution id is known only at run time.",
+    ),
 )
 
 

@@ -19,8 +19,20 @@ from constructs import Construct
 
 from pipeline import access_stack
 from pipeline.access_stack import IMAGE_SCAN, METRICS, MIGRATE, PipelineAccessStack
+from pipeline.commands import (
+    CHANGES_PAGE,
+    JUNIT_DIR,
+    JUNIT_FILE,
+    LOAD_TEST,
+    PROD_CHANGES,
+    RECORD_RELEASE,
+    RELEASES_PREFIX,
+    REVIEW_PAGE,
+    SMOKE,
+    SYNTH,
+    console_object_url,
+)
 from pipeline.commands import IMAGE_SCAN as IMAGE_SCAN_STEP
-from pipeline.commands import JUNIT_DIR, JUNIT_FILE, LOAD_TEST, REVIEW_PAGE, SMOKE, SYNTH, console_object_url
 from pipeline.commands import MIGRATE as MIGRATE_STEP
 from pipeline.nag import Known, acknowledge_known_findings
 from pipeline.steps import EXECUTION_ID, NPM_CACHE, PIP_CACHE, codebuild_step, runtime_versions
@@ -55,8 +67,11 @@ class PipelineStack(cdk.Stack):
       the stage, the smoke test, then the `step` load test with the staging thresholds, whose run folder
       and capacity review go to the reports bucket (`runs/<execution id>/` and `latest/`) and whose JUnit
       file goes to a CodeBuild report group.
-    - Prod: `ConfirmPermissionsBroadening`, then a manual approval whose link opens this run's capacity
-      review, then the stage with its migration, then the smoke test.
+    - Prod: `ConfirmPermissionsBroadening` and the prod change report (this run's prod templates against
+      the record of the release that last reached prod, beside the capacity review), then a manual approval
+      whose link opens this run's capacity review and whose comment links the change report, then the
+      stage with its migration, then the smoke test, then the record of this release (`releases/prod/`
+      of the reports bucket, which does not expire).
     - The topic hears of approvals waiting, of permission broadening and of every failed run.
     """
 
@@ -109,6 +124,9 @@ class PipelineStack(cdk.Stack):
             for access_step in (MIGRATE, IMAGE_SCAN, METRICS)
         }
         self._grant_reports(self.step_roles[METRICS.step])
+        self.record_role = self._codebuild_role("RecordReleaseStepRole", RECORD_RELEASE.name)
+        self.changes_role = self._codebuild_role("ProdChangesStepRole", PROD_CHANGES.name)
+        self._grant_release_record(self.record_role, self.changes_role)
 
         source = pipelines.CodePipelineSource.connection(
             config.repository, config.branch, connection_arn=config.connection_arn, trigger_on_push=True
@@ -209,25 +227,58 @@ class PipelineStack(cdk.Stack):
         broadening = pipelines.ConfirmPermissionsBroadening(
             "ConfirmPermissionsBroadening", stage=prod, notification_topic=self.topic
         )
+        # The prod change report: fails (before the approval) on a stateful prod resource replaced or
+        # removed without an allowance in changes-allowed.toml, as `make changes` does.
+        prod_changes = codebuild_step(
+            PROD_CHANGES,
+            input=source,
+            additional_inputs={"cdk.out": synth},
+            env={"REPORTS_BUCKET": self.reports_bucket.bucket_name, "PIPELINE_EXECUTION_ID": EXECUTION_ID},
+            role=self.changes_role,
+            cache_bucket=self.cache_bucket,
+            cache_prefix=PROD_CHANGES.name,
+            cache_paths=(PIP_CACHE, NPM_CACHE),
+        )
         self.review_url = console_object_url(
             config.region, self.reports_bucket.bucket_name, f"runs/{EXECUTION_ID}/{REVIEW_PAGE}"
+        )
+        self.changes_url = console_object_url(
+            config.region, self.reports_bucket.bucket_name, f"runs/{EXECUTION_ID}/{CHANGES_PAGE}"
         )
         approval = pipelines.ManualApprovalStep(
             "Approve",
             comment=(
                 "Staging passed its smoke test and its load test's thresholds. The link opens this run's "
                 "capacity review (sign in to the pipeline account's console): check the figures it proposes "
-                "for stages/config.py PROD before approving the release to prod."
+                "for stages/config.py PROD before approving the release to prod. What this release changes "
+                f"in prod since the last release (the prod change report): {self.changes_url}"
             ),
             review_url=self.review_url,
             notification_topic=self.topic,
         )
         approval.add_step_dependency(broadening)
+        approval.add_step_dependency(prod_changes)
+        prod_smoke = self._smoke(prod, source)
+        # The record of the release that reached prod: after the deployment and its smoke test passed.
+        record = codebuild_step(
+            RECORD_RELEASE,
+            input=source,
+            additional_inputs={"cdk.out": synth},
+            env={
+                "REPORTS_BUCKET": self.reports_bucket.bucket_name,
+                "PIPELINE_EXECUTION_ID": EXECUTION_ID,
+                "COMMIT_ID": source.source_attribute("CommitId"),
+            },
+            role=self.record_role,
+            cache_bucket=self.cache_bucket,
+            cache_prefix=RECORD_RELEASE.name,
+        )
+        record.add_step_dependency(prod_smoke)
         self.pipeline.add_stage(
             prod,
-            pre=[broadening, approval],
+            pre=[broadening, prod_changes, approval],
             stack_steps=[pipelines.StackSteps(stack=prod.app, pre=[self._migrate(prod, source)])],
-            post=[self._smoke(prod, source)],
+            post=[prod_smoke, record],
         )
 
         self.pipeline.build_pipeline()
@@ -366,6 +417,54 @@ class PipelineStack(cdk.Stack):
             )
         )
         self.report_group.grant_write(role)
+
+    def _codebuild_role(self, construct_id: str, step: str) -> iam.Role:
+        return iam.Role(
+            self,
+            construct_id,
+            assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
+            description=f"CodeBuild role of the {self.config.name} pipeline's {step} step",
+        )
+
+    def _grant_release_record(self, recorder: iam.Role, reader: iam.Role) -> None:
+        """The record of the release that last reached prod (`releases/prod/`, see pipeline/releases.py).
+
+        The recording step writes `releases/prod/*` (each release under its execution id, and `latest/`,
+        whose older files it removes: it can delete nothing else) and reads the run folder it copies from
+        `runs/`. The comparing step reads `releases/prod/*` and writes only its report, beside the capacity
+        review in `runs/<execution id>/changes/`. No lifecycle rule covers `releases/` (`_bucket`). The
+        bucket is not versioned (`latest/` of the reports is replaced on every run): each release stays
+        under its execution id instead, which nothing may delete.
+        """
+        bucket = self.reports_bucket
+        latest = f"{RELEASES_PREFIX}latest/*"
+        for statement in (
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{RELEASES_PREFIX}*")]
+            ),
+            iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects(latest)]),
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("runs/*")]),
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["runs/*", latest]}},
+            ),
+        ):
+            recorder.add_to_policy(statement)
+        for statement in (
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{RELEASES_PREFIX}*")]
+            ),
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{RELEASES_PREFIX}*"]}},
+            ),
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[bucket.arn_for_objects("runs/*/changes/*")]
+            ),
+        ):
+            reader.add_to_policy(statement)
 
     def _deploy_access_stacks(self, stacks: Any) -> iam.PolicyStatement:
         """Self-mutation deploys the access stacks (other accounts) through their bootstrap roles."""

@@ -9,7 +9,12 @@ are written once, in `pipeline/commands.py`) so a step that would fail after a p
     Staging    the local stack (`python -m devstack up`, its own folder and free ports) stands in for the
                deployed stage; the migrations, the smoke test, a short Locust run with the `local`
                profile and the capacity review run against it
-    Prod       stops where the manual approval stands, and prints the path of the capacity review
+    Prod       the prod change report against `reports/rehearse/releases/`, a local folder standing in
+               for the release record (`releases/prod/` of the reports bucket; none on a first rehearsal:
+               nothing to compare with); stops where the manual approval stands, and prints the paths of
+               the capacity review and the change report. With `--record`, goes on as if approved to
+               RecordRelease (the prod deployment itself is not rehearsed): this rehearsal becomes the
+               record that the next one compares with
 
 Steps that only make sense in AWS are reported as skipped with the reason (self-mutation, asset
 publishing, the image scan, the permission-broadening check), or run a local stand-in (the migration
@@ -20,6 +25,7 @@ log, and `bucket/`, the local stand-in for the reports bucket).
     python scripts/rehearse.py            # everything
     python scripts/rehearse.py --list     # the plan: every command and how it runs here
     python scripts/rehearse.py --from Migrate   # start at a step (the earlier ones are not run)
+    python scripts/rehearse.py --record # and record the release in the local stand-in afterwards
 """
 
 from __future__ import annotations
@@ -45,10 +51,14 @@ if str(ROOT) not in sys.path:  # run as a script: import the repository's packag
 from devstack.background import LocalStack  # noqa: E402
 from devstack.postgres import DEFAULT_DB, DEFAULT_PASSWORD, DEFAULT_USER, free_port  # noqa: E402
 from pipeline.commands import (  # noqa: E402
+    CHANGES_PAGE,
     GENERATED,
     IMAGE_SCAN,
     LOAD_TEST,
     MIGRATE,
+    PROD_CHANGES,
+    RECORD_RELEASE,
+    RELEASES_LOCAL,
     REVIEW_PAGE,
     SMOKE,
     SYNTH,
@@ -69,7 +79,8 @@ class Entry:
     """Why nothing here can stand in for it."""
     marker: str | None = None
     """`stack`: start the local stack (the stage's deployment); `approval`: stop here; `preflight`: the
-    offline part of `make preflight`; `changes`: the change report against `main`."""
+    offline part of `make preflight`; `changes`: the change report against `main`; `after-approval`: run
+    only with `--record`."""
 
 
 PREFLIGHT = "python -m pipeline.preflight --offline"
@@ -95,7 +106,9 @@ def plan() -> list[Entry]:
         Entry("Staging", SMOKE.name, step=SMOKE),
         Entry("Staging", LOAD_TEST.name, step=LOAD_TEST),
         Entry("Prod", "ConfirmPermissionsBroadening", skip=GENERATED["ConfirmPermissionsBroadening"]),
+        Entry("Prod", PROD_CHANGES.name, step=PROD_CHANGES),
         Entry("Prod", "Approve", marker="approval"),
+        Entry("Prod", RECORD_RELEASE.name, step=RECORD_RELEASE, marker="after-approval"),
     ]
 
 
@@ -131,12 +144,14 @@ class Result:
 
 
 class Rehearsal:
-    def __init__(self, folder: Path, start_at: str | None) -> None:
+    def __init__(self, folder: Path, start_at: str | None, record_release: bool = False) -> None:
         self.folder = folder
         self.start_at = start_at
+        self.record_release = record_release
         self.results: list[Result] = []
         self.stack: LocalStack | None = None
         self.review: Path | None = None
+        self.changes_report: Path | None = None
         run_id = folder.name
         self.base_env = {
             **os.environ,
@@ -155,9 +170,11 @@ class Rehearsal:
                 if not reached and entry.marker != "stack":
                     self.record(Result(entry, "not run", note=f"before --from {self.start_at}"))
                     continue
+                if entry.marker == "after-approval" and not self.record_release:
+                    continue  # the rehearsal stops at the approval
                 if not self.do(entry):
                     return False
-                if entry.marker == "approval":
+                if entry.marker == "approval" and not self.record_release:
                     return True
             return True
         finally:
@@ -177,8 +194,18 @@ class Rehearsal:
             return self.changes(entry)
         if entry.marker == "approval":
             where = self.review or "(no capacity review: the load test did not run)"
+            changes = self.changes_report or "(no prod change report: ProdChanges did not run)"
+            if self.record_release:
+                note = f"--record: taken as approved; capacity review {where}, prod change report {changes}"
+                self.record(Result(entry, "stand-in", note=note))
+                return True
             self.record(
-                Result(entry, "stop", note=f"a person approves here, with the capacity review: {where}")
+                Result(
+                    entry,
+                    "stop",
+                    note=f"a person approves here, with the capacity review: {where} and the prod change "
+                    f"report: {changes}",
+                )
             )
             return True
         assert entry.step is not None
@@ -287,6 +314,9 @@ class Rehearsal:
         if step is LOAD_TEST:
             review = Path(env["REPORTS_DIR"]) / "runs" / env["PIPELINE_EXECUTION_ID"] / REVIEW_PAGE
             self.review = review if review.exists() else None
+        if step is PROD_CHANGES:
+            changes = Path(env["REPORTS_DIR"]) / "runs" / env["PIPELINE_EXECUTION_ID"] / CHANGES_PAGE
+            self.changes_report = changes if changes.exists() else None
         status = "FAILED" if failed else "stand-in" if stand_ins else "ok"
         self.record(Result(entry, status, time.monotonic() - started, failed or "; ".join(stand_ins)))
         return failed is None
@@ -310,7 +340,9 @@ def print_plan() -> None:
         elif entry.marker == "stack":
             print("    the local stack (`python -m devstack up`) stands in for the stage's deployment")
         elif entry.marker == "approval":
-            print("    stop: a person approves here; the capacity review's path is printed")
+            print(
+                "    stop: a person approves here; the capacity review's and the change report's paths are printed"
+            )
         elif entry.marker == "preflight":
             print(f"    run       {PREFLIGHT}  (not a pipeline step: placeholders left are a warning here)")
         elif entry.marker == "changes":
@@ -318,6 +350,8 @@ def print_plan() -> None:
                 f"    run       {CHANGES}  (not a pipeline step: the pull-request check; skipped without .git)"
             )
         elif entry.step is not None:
+            if entry.marker == "after-approval":
+                print(f"    only with --record (the record's local stand-in: {RELEASES_LOCAL}/):")
             main = (*entry.step.build, *entry.step.post_build)
             if all(local_text(c) is None for c in main):
                 for command in main:
@@ -363,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--from", dest="start_at", choices=[e.name for e in plan() if e.step], help="start at this step"
     )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help=f"go on past the approval and record this rehearsal as the release in {RELEASES_LOCAL}/ "
+        "(the next rehearsal's prod change report compares with it)",
+    )
     args = parser.parse_args(argv)
     if args.list:
         print_plan()
@@ -370,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%y%m%d-%H%M%S")
     folder = ROOT / "reports" / "rehearse" / stamp
     folder.mkdir(parents=True, exist_ok=True)
-    rehearsal = Rehearsal(folder, args.start_at)
+    rehearsal = Rehearsal(folder, args.start_at, record_release=args.record)
     started = time.monotonic()
     try:
         with terminated_as_interrupt():
@@ -383,7 +423,11 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(rehearsal.stack.local_dir, ignore_errors=True)
     print_summary(rehearsal.results, time.monotonic() - started)
     if passed:
-        print(f"\nStopped where the prod approval stands. Capacity review: {rehearsal.review or 'none'}")
+        where = "Recorded the release past" if args.record else "Stopped where"
+        print(
+            f"\n{where} the prod approval stands. Capacity review: {rehearsal.review or 'none'}; prod change "
+            f"report: {rehearsal.changes_report or 'none'}"
+        )
         return 0
     print(
         f"\nThe rehearsal failed (above); the pipeline would stop at the same step. Files: {folder}",

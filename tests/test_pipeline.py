@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from pipeline.commands import LOAD_TEST, MIGRATE, NODE_VERSION, PYTHON_VERSION, SMOKE, SYNTH
+from pipeline.commands import LOAD_TEST, MIGRATE, NODE_VERSION, PYTHON_VERSION, RECORD_RELEASE, SMOKE, SYNTH
 from pipeline.pipeline_stack import CDK_ASSETS_VERSION, CONNECTION_PREFIXES
 from stages.config import PIPELINE, PROD, STAGING
 from tests.templates import ROOT, PipelineView, Synthesized, allows, role_statements
@@ -241,7 +241,8 @@ def test_prod_smoke_test_follows_the_prod_deployment(pipeline: PipelineView) -> 
     smoke = pipeline.action("Prod", SMOKE.name)
     assert smoke["RunOrder"] > last_deploy
     assert pipeline.env(smoke) == {"SiteUrl": f"#{{{namespace(pipeline, 'Prod', 'app')}.SiteUrl}}"}
-    assert [a["Name"] for a in pipeline.actions("Prod")][-1] == SMOKE.name
+    # only the record of the release (tests/test_pipeline_releases.py) follows it
+    assert [a["Name"] for a in pipeline.actions("Prod")][-2:] == [SMOKE.name, RECORD_RELEASE.name]
 
 
 def test_approval_comes_before_every_prod_deployment_and_notifies_the_topic(pipeline: PipelineView) -> None:

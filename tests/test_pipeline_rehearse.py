@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.commands import GENERATED, IMAGE_SCAN
+from pipeline.commands import GENERATED, IMAGE_SCAN, PROD_CHANGES, RECORD_RELEASE, RELEASES_LOCAL
 from pipeline.preflight.placeholders import locate
 from stages.config import STAGING
 from tests.templates import ROOT, PipelineView
@@ -106,12 +106,15 @@ def test_the_rehearsal_follows_the_pipelines_order(pipeline: PipelineView, rehea
         if a["ActionTypeId"]["Provider"] == "CodeBuild"
     ]
     assert staging_steps == [e.name for e in plan if e.stage == "Staging" and e.step]
-    assert plan[-1].name == "Approve" and plan[-1].marker == "approval"
+    [stop] = [i for i, e in enumerate(plan) if e.marker == "approval"]
+    assert plan[stop].name == "Approve"
+    # after the approval, only what `--record` runs: the prod deployment is not rehearsed
+    assert [(e.name, e.marker) for e in plan[stop + 1 :]] == [(RECORD_RELEASE.name, "after-approval")]
     approve = pipeline.action("Prod", "Approve")
     before = [
         a["Name"].split(".")[0] for a in pipeline.actions("Prod") if a["RunOrder"] < approve["RunOrder"]
     ]
-    assert {e.name for e in plan if e.stage == "Prod" and e.skip} == set(before)
+    assert {e.name for e in plan[:stop] if e.stage == "Prod"} == set(before)
 
 
 def test_every_make_target_the_pipeline_runs_exists(pipeline: PipelineView) -> None:
@@ -182,3 +185,26 @@ def test_the_change_report_is_skipped_without_git_history(
     [result] = rehearsal.results
     assert result.status == "skipped"
     assert "no .git" in result.note and "zip" in result.note
+
+
+def test_the_prod_change_report_is_rehearsed_against_a_local_record(
+    rehearse: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the approval, against a folder standing in for the record (kept across rehearsals);
+    `--record` runs the recording step after it, into the same folder."""
+    steps = [(entry.stage, entry.name) for entry in rehearse.plan()]
+    assert steps.index(("Prod", PROD_CHANGES.name)) == steps.index(("Prod", "Approve")) - 1
+    for step in (PROD_CHANGES, RECORD_RELEASE):
+        assert step.local_env["RELEASES_DIR"] == RELEASES_LOCAL
+        assert [c.local.how for c in step.build] == ["run"]
+    rehearsal = rehearse.Rehearsal(tmp_path, None)
+    env = rehearsal.step_env(PROD_CHANGES)
+    assert env["RELEASES_DIR"] == RELEASES_LOCAL and env["REPORTS_DIR"] == str(tmp_path / "bucket")
+    # without --record the rehearsal ends at the approval, and never writes the stand-in
+    ran: list[str] = []
+    monkeypatch.setattr(rehearse.Rehearsal, "do", lambda self, entry: ran.append(entry.name) or True)
+    assert rehearsal.run() is True
+    assert ran[-1] == "Approve" and RECORD_RELEASE.name not in ran
+    ran.clear()
+    assert rehearse.Rehearsal(tmp_path, None, record_release=True).run() is True
+    assert ran[-2:] == ["Approve", RECORD_RELEASE.name]
