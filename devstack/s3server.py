@@ -493,18 +493,25 @@ def serve(port: int, state_dir: Path | None, layout: Layout, interval: float = 1
     if snapshot and journal:
         app = DurableWrites(app, snapshot, journal)
     try:
+        # Bound and listening now (a taken port fails here, at once), but served only once everything is
+        # back: until then a client's connection waits in the backlog instead of being answered from a
+        # half-restored state (NoSuchBucket, a missing object, an upload stored without its event).
         server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     except OSError as error:
         print(f"ERROR cannot listen on 127.0.0.1:{port}: {error}", flush=True)
         sys.exit(2)
+    # This process's own clients (restore, setup, snapshots) use a private port of the same app.
+    own = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=own.serve_forever, name="s3-server-own", daemon=True).start()
+    own_endpoint = f"http://127.0.0.1:{own.server_address[1]}"
+    if snapshot:
+        snapshot.endpoint_url = own_endpoint
+    restored = snapshot.restore() if snapshot else 0
+    apply_setup(own_endpoint, layout)
+    replayed = journal.replay() if journal else 0
     thread = threading.Thread(target=server.serve_forever, name="s3-server", daemon=True)
     thread.start()
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    if snapshot:
-        snapshot.endpoint_url = endpoint
-    restored = snapshot.restore() if snapshot else 0
-    apply_setup(endpoint, layout)
-    replayed = journal.replay() if journal else 0
     print(f"READY {endpoint} restored={restored} replayed={replayed}", flush=True)
 
     stop = threading.Event()
@@ -526,6 +533,7 @@ def serve(port: int, state_dir: Path | None, layout: Layout, interval: float = 1
         journal.sync()
     server.shutdown()
     thread.join()
+    own.shutdown()
 
 
 def main(argv: list[str] | None = None) -> None:
