@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed
 FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html \
 	frontend/vite.config.js frontend/package.json frontend/package-lock.json
 
-.PHONY: help up down reset logs seed loadtest capacity test test-ci rehearse preflight bench lint format venv reset-venv synth frontend changes
+.PHONY: help up down reset logs seed loadtest capacity test test-ci chaos rehearse preflight bench lint format venv reset-venv synth frontend changes
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ test: $(STAMP) $(NODE_STAMP) frontend lint ## Lint, then every test (starts its 
 test-ci: $(STAMP) $(NODE_STAMP) frontend lint ## The pipeline's synth step: lint, then the unit and infrastructure tests (no browser, no load tests)
 	@echo "==> pytest (browser and load tests excluded)"
 	@$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+
+chaos: $(STAMP) frontend ## The fault suite: kills and hangs the local stack's services under load; report in reports/chaos/ (about 2 min; CI runs it after `make test`)
+	@$(PY) -m devstack.chaos $(CHAOS_ARGS)
 
 rehearse: $(STAMP) $(NODE_STAMP) frontend ## The pipeline's steps, here, in order, up to the prod approval (the local stack stands in for staging)
 	@$(PY) scripts/rehearse.py $(REHEARSE_ARGS)
