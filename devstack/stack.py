@@ -36,6 +36,24 @@ class StackError(RuntimeError):
     """A problem the user can fix; the message says how."""
 
 
+def checkout_commit(folder: Path = PROJECT) -> str:
+    """`git rev-parse HEAD` of the checkout the stack runs from (what the API reports as its build's
+    commit), or `unknown` where there is no git or no repository (e.g. an unpacked source zip)."""
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "--verify", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = found.stdout.strip()
+    return commit if found.returncode == 0 and commit else "unknown"
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "")
     if not raw:
@@ -253,6 +271,8 @@ class Stack:
             "FORWARD_FACING_NAME": f"127.0.0.1:{s.port}",
             "FRONTEND_DIST": str(PROJECT / "frontend" / "dist"),
             "PORT": str(s.port),
+            # The build the API reports (/api/v1/health); a BUILD_COMMIT of the caller's wins.
+            "BUILD_COMMIT": os.environ.get("BUILD_COMMIT") or checkout_commit(),
             **db_env,
             **s3_env,
         }

@@ -129,6 +129,8 @@ def install_local_site(app: FastAPI, settings: Settings) -> None:
                 "apiBase": "/api/v1",
                 "maxUploadBytes": settings.MAX_UPLOAD_BYTES,
                 "environment": settings.APP_ENV,
+                # As the stack's config.json: which build the page talks to.
+                "build": {"commit": settings.BUILD_COMMIT},
             },
             headers={"Cache-Control": NO_CACHE},
         )

@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.api.responses import install_openapi
 from app.api.router import api_router
 from app.api.routes.feed import CachedFeedPages
+from app.core.build import from_settings, read_build
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Once per process, off the event loop: the task metadata endpoint names the running image.
+        app.state.build = build = await asyncio.to_thread(read_build, settings)
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
@@ -56,7 +59,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.feed_cache = cache = FeedCache(reader, max_entries=settings.FEED_CACHE_ENTRIES)
         app.state.revocations = RevocationList(engine)
         stats = asyncio.get_running_loop().create_task(cache.log_stats_every(60), name="feed-cache-stats")
-        log.info("started", extra={"app_env": settings.APP_ENV, "pool_size": settings.DB_POOL_SIZE})
+        log.info(
+            "started",
+            extra={
+                "app_env": settings.APP_ENV,
+                "pool_size": settings.DB_POOL_SIZE,
+                "commit": build.commit,
+                "image_digest": build.image_digest,
+            },
+        )
         try:
             yield
         finally:
@@ -77,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.urls = urls
+    app.state.build = from_settings(settings)  # the lifespan adds the image, once it has asked ECS
     install_error_handlers(app)
     app.include_router(api_router)
     install_openapi(app)

@@ -110,6 +110,7 @@ async def test_config_json_tells_the_client_its_settings(site: httpx.AsyncClient
         "apiBase": "/api/v1",
         "maxUploadBytes": settings.MAX_UPLOAD_BYTES,
         "environment": "local",
+        "build": {"commit": settings.BUILD_COMMIT},
     }
     assert response.headers["cache-control"] == "no-cache"
 

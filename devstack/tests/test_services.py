@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,9 @@ import httpx
 
 from devstack.postgres import LocalPostgres, free_port
 from devstack.s3server import Layout, S3ServerProcess, client, queue_url
+from devstack.stack import checkout_commit
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _drain(sqs: object, url: str, timeout: float = 5.0, *, until: str | None = None) -> list[dict]:
@@ -111,3 +115,13 @@ def test_objects_survive_a_restart_without_replaying_events(scratch_dir: Path) -
         assert len(_drain(sqs, queue_url(server.endpoint_url))) == 1
     finally:
         server.stop()
+
+
+def test_the_api_reports_the_checkouts_commit_or_unknown(tmp_path: Path) -> None:
+    """`make up` gives the API `BUILD_COMMIT` (its /api/v1/health `build`): HEAD of a checkout, else unknown."""
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if (PROJECT / ".git").exists():
+        assert checkout_commit() == head and len(head) == 40
+    assert checkout_commit(tmp_path) == "unknown"  # an unpacked source zip: no repository

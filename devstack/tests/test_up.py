@@ -19,6 +19,7 @@ import pytest
 
 from devstack.postgres import LocalPostgres, free_port, port_in_use
 from devstack.s3server import Layout, client
+from devstack.stack import checkout_commit
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -156,7 +157,11 @@ def test_make_up_serves_keeps_data_across_restarts_and_stops_cleanly(
     assert f"Yoctogram is up: {first.url}/" in first.output
     for service in ("PostgreSQL", "s3", "api"):
         assert service in first.output
-    assert httpx.get(f"{first.url}/api/v1/health").json() == {"success": True, "status": "ok"}
+    health = httpx.get(f"{first.url}/api/v1/health").json()
+    assert (health["success"], health["status"]) == (True, "ok")
+    # The build the API reports: this checkout's commit (`unknown` where there is no git history).
+    assert health["build"] == {"commit": checkout_commit(), "image": "local", "image_digest": "local"}
+    assert httpx.get(f"{first.url}/config.json").json()["build"] == {"commit": checkout_commit()}
 
     # A row (through the API) and an object (straight into S3).
     account = {"username": "keeper", "email": "keeper@example.com", "password": "correct horse"}

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     FRONTEND_DIST: str | None = None
     LOG_LEVEL: str = "INFO"
 
+    # Which build this is (app/core/build.py, reported by /api/v1/health): the commit the stack was
+    # synthesized from (locally `git rev-parse HEAD` at `make up`), and ECS's task metadata endpoint,
+    # which ECS sets in every container and which names the running image and its digest.
+    BUILD_COMMIT: str = "unknown"
+    ECS_CONTAINER_METADATA_URI_V4: str | None = None
+
     @model_validator(mode="after")
     def _require_production_secrets(self) -> Settings:
         weak = self.SECRET_KEY is None or len(self.SECRET_KEY.get_secret_value()) < 32
