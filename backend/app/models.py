@@ -244,6 +244,24 @@ class FeedVersion(SQLModel, table=True):
     version: int = Field(default=0, sa_type=sa.BigInteger(), nullable=False)
 
 
+class FeedChange(SQLModel, table=True):
+    """What one feed version bump changed (migration 0006's triggers): a visible post of `owner_id`
+    (`public`, `created_at`) appeared, went or changed a card column; no owner: anything may have
+    changed. Caches drop only the pages whose audience and time window a change touches."""
+
+    __tablename__ = "feed_changes"
+    __table_args__ = (sa.Index("ix_feed_changes_slot_version", "slot", "version"),)
+
+    id: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger(), sa.Identity(always=True), primary_key=True)
+    )
+    slot: int = Field(sa_type=sa.SmallInteger(), nullable=False)
+    version: int = Field(sa_type=sa.BigInteger(), nullable=False)
+    owner_id: uuid.UUID | None = Field(default=None)
+    public: bool | None = Field(default=None)
+    created_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
 class FeedItem(SQLModel):
     id: uuid.UUID
     creator: uuid.UUID

@@ -36,6 +36,7 @@ def test_upgrade_head_on_an_empty_database_then_round_trip(postgres_server: Loca
         "users",
         "images",
         "feed_version",
+        "feed_changes",
         "token_revocations",
         "token_revocation_version",
         "login_throttle",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,7 +18,12 @@ from app.models import VISIBLE_STATES, Image, ImageKeys, ImageState, User
 
 @dataclass(frozen=True, slots=True)
 class FeedRow(ImageKeys):
-    """What a feed card needs, read in the same query (no request per item)."""
+    """What a feed card shows, read in the same query (no request per item).
+
+    The one list of card columns: the feed query selects these fields in this order, the feed cache keys
+    a card's JSON by their values, and migration 0006's triggers record a change of any of them
+    (backend/tests/test_feed_changes.py holds the triggers to this list).
+    """
 
     id: uuid.UUID
     owner_id: uuid.UUID
@@ -39,15 +44,10 @@ class Window:
     after: datetime | None = None
 
 
-_COLUMNS = (
-    col(Image.id),
-    col(Image.owner_id),
-    col(User.username),
-    col(Image.public),
-    col(Image.state),
-    col(Image.created_at),
-    col(Image.rendition_ext),
-)
+# Card columns that are not the image's own; every other FeedRow field is a column of `images`.
+_FROM_OTHER_TABLES = {"username": User}
+IMAGE_CARD_COLUMNS = tuple(f.name for f in fields(FeedRow) if f.name not in _FROM_OTHER_TABLES)
+_COLUMNS = tuple(col(getattr(_FROM_OTHER_TABLES.get(f.name, Image), f.name)) for f in fields(FeedRow))
 
 
 # Bind parameters of the feed statements. The statements themselves are built once per shape and kept
