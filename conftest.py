@@ -61,7 +61,7 @@ def s3_server() -> Iterator[S3ServerProcess]:
 
 @pytest.fixture(scope="session")
 def moto_endpoint(s3_server: S3ServerProcess) -> str:
-    """The endpoint URL of the session's S3 + SQS server (buckets and queue of DESIGN.md exist)."""
+    """The endpoint URL of the session's S3 + SQS server (buckets and queue of docs/design.md exist)."""
     return s3_server.endpoint_url
 
 

@@ -1,4 +1,4 @@
-"""The bucket keys of DESIGN.md: originals, renditions and refusal markers.
+"""The bucket keys of docs/design.md: originals, renditions and refusal markers.
 
 ``{privacy}/originals/{image_id}`` (no extension) is the only key shape the compressor reads; it writes
 ``{privacy}/renditions/{image_id}.webp`` (``.jpg`` when OUTPUT_FORMAT=jpeg) and, for files it refuses,

@@ -1,6 +1,6 @@
 """Turn an invocation event into the list of S3 objects that were created.
 
-Accepted shapes (DESIGN.md, "How the service learns what happened in S3"):
+Accepted shapes (docs/design.md, "How the service learns what happened in S3"):
 
 * S3 event notifications: ``{"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
   "s3": {"bucket": {"name": ...}, "object": {"key": ..., "eTag": ..., "size": ...}}}, ...]}``. Every record

@@ -1,4 +1,4 @@
-"""The local dispatcher (DESIGN.md, "How the service learns"): one process of `make up` that consumes the
+"""The local dispatcher (docs/design.md, "How the service learns"): one process of `make up` that consumes the
 local event queue, hands every originals event to the compressor's Lambda handler, and every event to the
 backend's event worker code. In AWS, EventBridge does this fan-out; here one loop does it, in order.
 

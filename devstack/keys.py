@@ -1,7 +1,7 @@
 """Local secrets made on first start and kept in `.local/`: the media signing key pair and SECRET_KEY.
 
 In AWS the signing key's private half lives in Secrets Manager and its public half in a CloudFront key
-group; locally the stack plays CloudFront's part with the same pair (DESIGN.md, "URLs").
+group; locally the stack plays CloudFront's part with the same pair (docs/design.md, "URLs").
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ messages it sent: a `kill -9` right after a 204 loses neither the object nor its
 comparison also runs every `--interval` seconds and on shutdown (for anything else that changed).
 The queues' messages are kept in the state folder from when they are sent until they are deleted, and
 sent again on start. On start the objects are restored *before* the bucket notifications are applied,
-so a restore never makes new upload events. Then it (re)applies the setup of DESIGN.md: both images
+so a restore never makes new upload events. Then it (re)applies the setup of docs/design.md: both images
 buckets, CORS, the event queue and its dead-letter queue, and the buckets' notifications of
 `ObjectCreated` under originals and renditions to that queue.
 
@@ -91,7 +91,7 @@ def queue_url(endpoint_url: str, name: str = EVENT_QUEUE) -> str:
 
 
 def apply_setup(endpoint_url: str, layout: Layout) -> None:
-    """Create what DESIGN.md needs (idempotent): buckets, CORS, queues, notifications."""
+    """Create what docs/design.md needs (idempotent): buckets, CORS, queues, notifications."""
     s3 = client("s3", endpoint_url)
     sqs = client("sqs", endpoint_url)
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}

@@ -1,4 +1,4 @@
-"""`make up`: the whole app on one laptop, wired as DESIGN.md describes, stopped by Ctrl-C or `make down`.
+"""`make up`: the whole app on one laptop, wired as docs/design.md describes, stopped by Ctrl-C or `make down`.
 
 Services, in start order: PostgreSQL (embedded, unless DATABASE_URL / POSTGRES_HOST point elsewhere),
 the S3 + SQS server (moto, unless AWS_ENDPOINT_URL points elsewhere), the migrations (once), the API with
@@ -309,7 +309,7 @@ class Stack:
         self._fail_with_log(child, "the API did not become healthy within 60s")
 
     def start_workers(self) -> None:
-        """The event worker and the compressor dispatcher (DESIGN.md, "How the service learns")."""
+        """The event worker and the compressor dispatcher (docs/design.md, "How the service learns")."""
         if not self.app_env.get("EVENT_QUEUE_URL"):
             say("Event worker: no local queue (AWS_ENDPOINT_URL is external); not started")
             return

@@ -1,4 +1,4 @@
-"""Thresholds belong to a target (DESIGN.md): the `local` and `staging` profiles, and their evaluation.
+"""Thresholds belong to a target (docs/design.md): the `local` and `staging` profiles, and their evaluation.
 
 - `local` is a 2-core laptop running the whole stack *and* the load generator: it gates on failures and
   on sanity bounds (every persona did its work; nothing took seconds), never on speed.

@@ -164,7 +164,7 @@ LOAD_TEST = StepCommands(
         "TargetGroupFullName",
         "DbClusterIdentifier",
     ),
-    # Thresholds belong to a target (DESIGN): staging's gates in the pipeline, `local` on a laptop.
+    # Thresholds belong to a target (docs/design.md): staging's gates in the pipeline, `local` on a laptop.
     env=MappingProxyType(
         {"LOAD_SHAPE": "step", "LOAD_PROFILE": "staging", "LOAD_RUN_TIME": "30m", "LOAD_PROCESSES": "2"}
     ),

@@ -1,4 +1,4 @@
-"""`python -m pipeline.migrate`: the pre step of each stage's app stack (DESIGN: "Deploy order").
+"""`python -m pipeline.migrate`: the pre step of each stage's app stack (docs/design.md: "Deploy order").
 
 Runs the new release's migration task definition (`python -m app.migrate` in the new backend image) once
 on Fargate, in the stage's cluster, task subnets and task security group, waits for it to stop, prints

@@ -15,7 +15,7 @@ from stages.config import EnvironmentConfig
 
 
 class EdgeStack(cdk.Stack):
-    """What CloudFront needs from us-east-1, deployed first (DESIGN: "Deploy order").
+    """What CloudFront needs from us-east-1, deployed first (docs/design.md: "Deploy order").
 
     - The certificate of `domain_name`, validated by DNS in the configured hosted zone (imported by
       attributes): a plain `Certificate` in a stack of that region, not the deprecated

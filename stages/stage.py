@@ -24,7 +24,7 @@ BACKEND_IMAGE_EXCLUDES = ["tests", ".venv", "**/__pycache__", "**/*.pyc", ".pyte
 
 
 class YoctogramStage(cdk.Stage):
-    """Edge, network, data, migrations and app stacks of one environment (DESIGN: "Deploy order").
+    """Edge, network, data, migrations and app stacks of one environment (docs/design.md: "Deploy order").
 
     Stacks talk by object references, and every reference between them is weak: the consuming template
     reads the producing stack's output with `Fn::GetStackOutput` (naming the producer's region when it
@@ -38,7 +38,7 @@ class YoctogramStage(cdk.Stage):
     the whole app; it is pinned here so the decision does not hinge on that flag.)
 
     `frontend_build` is the web client's build folder (see `stages.components.web_client`).
-    `outputs` maps each DESIGN output name to its `CfnOutput`, for the pipeline's `env_from_cfn_outputs`.
+    `outputs` maps each docs/design.md output name to its `CfnOutput`, for the pipeline's `env_from_cfn_outputs`.
     """
 
     def __init__(
@@ -64,7 +64,7 @@ class YoctogramStage(cdk.Stage):
         self.edge = EdgeStack(self, "Edge", config=config)
         self.network = NetworkStack(self, "Network", config=config)
         # Certificate validation is the slowest and likeliest first-deploy failure: let it gate the rest.
-        self.network.add_stack_dependency(self.edge, "the edge stack deploys first (DESIGN: deploy order)")
+        self.network.add_stack_dependency(self.edge, "the edge stack deploys first (docs/design.md: deploy order)")
         self.data = DataStack(
             self,
             "Data",
@@ -95,7 +95,7 @@ class YoctogramStage(cdk.Stage):
             consumer.add_stack_dependency(
                 self.data, "the data stack's secrets, queues and database come first"
             )
-        # The pipeline runs the migration task between these two (DESIGN: "Deploy order").
+        # The pipeline runs the migration task between these two (docs/design.md: "Deploy order").
         self.app.add_stack_dependency(
             self.migrations, "the schema is migrated before new code serves traffic"
         )

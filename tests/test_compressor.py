@@ -1,4 +1,4 @@
-"""The compressor Lambda and the EventBridge rules that feed it and the event worker (DESIGN)."""
+"""The compressor Lambda and the EventBridge rules that feed it and the event worker (docs/design.md)."""
 
 from __future__ import annotations
 

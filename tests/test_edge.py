@@ -28,7 +28,7 @@ def test_edge_stack_in_us_east_1_and_the_rest_in_the_configured_region(stage: St
 
 
 def test_edge_deploys_first(stage: StageTemplates) -> None:
-    """DESIGN: edge, network, data, migrations, app."""
+    """docs/design.md: edge, network, data, migrations, app."""
     artifacts = stage.manifest["artifacts"]
     by_unit = {
         unit: next(

@@ -1,4 +1,4 @@
-"""The CfnOutputs the pipeline steps read (DESIGN: "Deploy order and what the stage exposes")."""
+"""The CfnOutputs the pipeline steps read (docs/design.md: "Deploy order and what the stage exposes")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The event worker: `python -m app.events`. Learns from S3 events what exists, and moves image rows.
 
-DESIGN.md, "How the service learns what happened in S3": it consumes the event queue, accepts both
+docs/design.md, "How the service learns what happened in S3": it consumes the event queue, accepts both
 event shapes (S3 notification records and EventBridge `Object Created`), and moves rows
 pending -> uploaded -> ready | rejected with conditional updates, so events are idempotent and may come
 in any order. Files of an image whose row does not exist (deleted while its upload form was still valid)
@@ -59,7 +59,7 @@ class ObjectEvent:
 
 
 def classify(bucket: str, key: str) -> ObjectEvent | None:
-    """What an object key means (DESIGN.md keys), or None for keys that are not ours."""
+    """What an object key means (docs/design.md keys), or None for keys that are not ours."""
     match = _KEY.match(key)
     if not match:
         return None

@@ -29,7 +29,7 @@ def utcnow() -> datetime:
 
 
 class ImageState(StrEnum):
-    """DESIGN.md: pending -> uploaded -> ready | rejected."""
+    """docs/design.md: pending -> uploaded -> ready | rejected."""
 
     PENDING = "pending"
     UPLOADED = "uploaded"
@@ -156,7 +156,7 @@ class Success(SQLModel):
 
 # --- images ------------------------------------------------------------------------------------
 class ImageKeys:
-    """The S3 keys of an image (DESIGN.md, "Images"), from its `id` and `public`; for rows and feed rows."""
+    """The S3 keys of an image (docs/design.md, "Images"), from its `id` and `public`; for rows and feed rows."""
 
     __slots__ = ()
     if TYPE_CHECKING:  # provided by the classes that mix this in
@@ -184,7 +184,7 @@ class ImageKeys:
 
 
 class Image(ImageKeys, SQLModel, table=True):
-    """One post. The bytes live in S3 under keys derived from `id` and `public` (DESIGN.md)."""
+    """One post. The bytes live in S3 under keys derived from `id` and `public` (docs/design.md)."""
 
     __tablename__ = "images"
     __table_args__ = (

@@ -506,7 +506,7 @@ def test_the_handler_logger_writes_json_lines_to_stdout(capsys):
 
 
 def test_notifications_from_the_s3_server_through_a_queue(s3, bucket, upload, moto_endpoint):
-    # The local wiring of DESIGN.md: the S3 server notifies a queue of originals only; a dispatcher hands
+    # The local wiring of docs/design.md: the S3 server notifies a queue of originals only; a dispatcher hands
     # each message to the handler. The rendition the handler writes must not notify anything.
     sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-west-2")
     queue_url = sqs.create_queue(QueueName=f"{bucket}-originals")["QueueUrl"]

@@ -220,7 +220,7 @@ def test_make_up_on_a_taken_port_says_so(up_env: tuple[dict[str, str], Path]) ->
 
 
 def test_make_up_turns_an_upload_into_a_served_rendition(up_env: tuple[dict[str, str], Path]) -> None:
-    """DESIGN.md locally: S3 notification -> queue -> dispatcher -> compressor + event worker -> API."""
+    """docs/design.md locally: S3 notification -> queue -> dispatcher -> compressor + event worker -> API."""
     import io
 
     from PIL import Image

@@ -103,7 +103,7 @@ def check_image(response: ResponseLike, headers: Mapping[str, str] | None) -> st
 
 
 def is_rendition(uri: str, image_id: str) -> bool:
-    """True when the media URI points at the compressor's rendition of this image (DESIGN.md keys)."""
+    """True when the media URI points at the compressor's rendition of this image (docs/design.md keys)."""
     return urlsplit(uri).path.endswith(f"/renditions/{image_id}.webp")
 
 

@@ -61,7 +61,7 @@ gateway sends the same (backend/app/local_site.py; a test checks they agree)."""
 class Cdn(Construct):
     """The site's distribution, its private bucket for the web client, and its DNS records.
 
-    Behaviours (the S3 key of an image equals its URL path, DESIGN):
+    Behaviours (the S3 key of an image equals its URL path, docs/design.md):
     - default: the site bucket (origin access control). A CloudFront Function answers the client's own
       routes with `/index.html`; there is no distribution-wide "404 -> index.html" error response, which
       would also turn the API's 404s into the web page. Object headers set how long things are cached:

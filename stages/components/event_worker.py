@@ -17,7 +17,7 @@ from stages.config import EnvironmentConfig
 
 
 class EventWorker(Construct):
-    """`python -m app.events` as a service of `worker_tasks` tasks (DESIGN: "How the service learns...").
+    """`python -m app.events` as a service of `worker_tasks` tasks (docs/design.md: "How the service learns...").
 
     A service of its own rather than a second container in the web task: it scales and fails apart
     from the API, and a web deployment's rollback does not restart it mid-message. The task role may

@@ -1,4 +1,4 @@
-"""Least-privilege access to the images buckets, key prefix by key prefix (DESIGN: "Images: buckets, keys")."""
+"""Least-privilege access to the images buckets, key prefix by key prefix (docs/design.md: "Images: buckets, keys")."""
 
 from __future__ import annotations
 

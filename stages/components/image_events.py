@@ -1,4 +1,4 @@
-"""EventBridge patterns for the images buckets' `Object Created` events (DESIGN: "How the service learns")."""
+"""EventBridge patterns for the images buckets' `Object Created` events (docs/design.md: "How the service learns")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The two images buckets (DESIGN: "Images: buckets, keys, states")."""
+"""The two images buckets (docs/design.md: "Images: buckets, keys, states")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The key group CloudFront trusts for `/private/*` signed URLs (DESIGN: "URLs that reach the bytes")."""
+"""The key group CloudFront trusts for `/private/*` signed URLs (docs/design.md: "URLs that reach the bytes")."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ CLEANUP_POOL = {"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"}
 
 
 class PendingCleanup(Construct):
-    """Removes `pending` rows whose upload never came (DESIGN: "Pending rows older than a day are removed
+    """Removes `pending` rows whose upload never came (docs/design.md: "Pending rows older than a day are removed
     by a cleanup command"), and settles rows whose events were lost (app/services/reconcile.py), every
     `config.pending_cleanup_every_hours`.
 

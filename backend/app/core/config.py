@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # (README, "The feed cache"); 0 turns the cache off. The check keeps one of the pool's connections.
     FEED_CACHE_ENTRIES: int = Field(default=512, ge=0, le=100_000)
 
-    # Images (DESIGN.md "Images" and "URLs").
+    # Images (docs/design.md "Images" and "URLs").
     PUBLIC_IMAGES_BUCKET: str = "yoctogram-public-images"
     PRIVATE_IMAGES_BUCKET: str = "yoctogram-private-images"
     AWS_DEFAULT_REGION: str = "us-west-2"

@@ -185,7 +185,7 @@ async def feed(
     return [FeedRow(*record) for record in records]
 
 
-# --- single images and their states (DESIGN.md: pending -> uploaded -> ready | rejected) ----------------
+# --- single images and their states (docs/design.md: pending -> uploaded -> ready | rejected) ----------------
 async def get(session: AsyncSession, image_id: uuid.UUID) -> Image | None:
     return await session.get(Image, image_id)
 

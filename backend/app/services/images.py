@@ -1,4 +1,4 @@
-"""Uploads, confirmation, media URLs and deletion: the rules of DESIGN.md, independent of HTTP."""
+"""Uploads, confirmation, media URLs and deletion: the rules of docs/design.md, independent of HTTP."""
 
 from __future__ import annotations
 

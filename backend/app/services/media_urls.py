@@ -1,4 +1,4 @@
-"""The one URL builder for image bytes (DESIGN.md, "URLs that reach the bytes").
+"""The one URL builder for image bytes (docs/design.md, "URLs that reach the bytes").
 
 `MEDIA_BASE_URL` + key. Public keys give stable, cacheable URLs. Private keys give CloudFront signed URLs
 (canned policy, RSA-SHA1 as CloudFront requires) that expire at the end of the *next* whole window, so an

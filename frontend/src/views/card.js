@@ -26,7 +26,7 @@ function sleep(ms, signal) {
   });
 }
 
-/** DESIGN.md: renditions live under {privacy}/renditions/, so their URL paths say so. */
+/** docs/design.md: renditions live under {privacy}/renditions/, so their URL paths say so. */
 function isRendition(uri) {
   return new URL(uri, window.location.href).pathname.includes("/renditions/");
 }
