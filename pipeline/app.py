@@ -22,13 +22,16 @@ def build_app(
     *,
     frontend_dist: Path | None = None,
     pipeline: PipelineConfig = PIPELINE,
+    commit: str | None = None,
 ) -> cdk.App:
     """`stages.app.build_app` (both Stages, cdk-nag registered), plus the pipeline that deploys them.
 
     The Stages keep their ids (`Staging`, `Prod`) and so their stacks' names; the pipeline adds each one
     (`add_stage` synthesizes it at once), so every Stage is complete before this is called.
+    `commit` reaches the stages only: the pipeline's own template does not change with it (a new commit
+    alone must not make the pipeline mutate itself).
     """
-    app = build_stages_app(outdir, frontend_dist=frontend_dist)
+    app = build_stages_app(outdir, frontend_dist=frontend_dist, commit=commit)
     stages = {name: _stage(app, stage_id) for name, stage_id in STAGE_IDS.items()}
     access = {
         name: PipelineAccessStack(

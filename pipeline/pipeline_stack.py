@@ -134,6 +134,8 @@ class PipelineStack(cdk.Stack):
         synth = codebuild_step(
             SYNTH,
             input=source,
+            # The commit the stages' processes and web client report as their build (pipeline_app.py).
+            env={"COMMIT_ID": source.source_attribute("CommitId")},
             primary_output_directory="cdk.out",
             build_environment=codebuild.BuildEnvironment(compute_type=codebuild.ComputeType.MEDIUM),
             cache_bucket=self.cache_bucket,

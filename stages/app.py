@@ -10,6 +10,7 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from stages.components.backend_settings import BUILD_COMMIT_CONTEXT
 from stages.components.web_client import frontend_build
 from stages.config import PROD, STAGING, EnvironmentConfig
 from stages.stage import YoctogramStage
@@ -42,6 +43,7 @@ def build_app(
     *,
     configs: Iterable[EnvironmentConfig] = (STAGING, PROD),
     frontend_dist: Path | None = None,
+    commit: str | None = None,
 ) -> cdk.App:
     """An App with one `YoctogramStage` per config and the cdk-nag AwsSolutions pack registered.
 
@@ -52,8 +54,14 @@ def build_app(
     `yoctogram:frontendDist` names, else from `frontend/dist`; a folder without a build raises
     `MissingFrontendBuild`, which says to run `make frontend`. (Tests pass a small stand-in build, so
     the infrastructure suite needs neither Node nor the frontend's toolchain.)
+
+    `commit` (else the context key `yoctogram:commit`) is the build the processes and the web client
+    report (`stages.components.backend_settings.build_commit`); without it they say `unknown`.
     """
-    app = cdk.App(outdir=outdir, context=cdk_json_context(), analytics_reporting=False)
+    context = cdk_json_context()
+    if commit:
+        context[BUILD_COMMIT_CONTEXT] = commit
+    app = cdk.App(outdir=outdir, context=context, analytics_reporting=False)
     if frontend_dist is None:
         named = app.node.try_get_context(FRONTEND_BUILD_CONTEXT)
         frontend_dist = REPO_ROOT / named if named else FRONTEND_BUILD

@@ -70,6 +70,7 @@ def test_config_json_per_environment(stage: StageTemplates, synthesized: Synthes
         "apiBase": "/api/v1",
         "maxUploadBytes": stage.config.max_upload_bytes,
         "environment": stage.config.name,
+        "build": {"commit": "unknown"},  # the session's synthesis names no commit (the pipeline's does)
     }
 
 

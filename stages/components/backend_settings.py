@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aws_cdk import aws_ecs as ecs
@@ -25,6 +26,23 @@ ARM64_LINUX = ecs.RuntimePlatform(
     cpu_architecture=ecs.CpuArchitecture.ARM64, operating_system_family=ecs.OperatingSystemFamily.LINUX
 )
 """Every backend task definition's platform: the backend image is built for arm64."""
+
+BUILD_COMMIT_CONTEXT = "yoctogram:commit"
+"""Context key: the commit this synthesis is of (`pipeline_app.py` sets it from the pipeline's source,
+`COMMIT_ID`; `cdk synth -c yoctogram:commit=<sha>` by hand). Unset, the processes report `unknown`."""
+COMMIT = re.compile(r"[0-9a-f]{7,40}")
+
+
+def build_commit(scope: Construct) -> str | None:
+    """The commit of this synthesis (context `yoctogram:commit`), or None; a value that is not a git
+    commit id is refused (it is written into task definitions and the web client's config.json)."""
+    commit = scope.node.try_get_context(BUILD_COMMIT_CONTEXT)
+    if commit in (None, ""):
+        return None
+    if not isinstance(commit, str) or not COMMIT.fullmatch(commit):
+        raise ValueError(f"context {BUILD_COMMIT_CONTEXT} must be a git commit id (hex), not {commit!r}")
+    return commit
+
 
 # The Aurora secret's JSON fields that ECS injects at start, by the variable names the backend reads. Not
 # the password: it rotates, so the backend reads it from the secret (POSTGRES_PASSWORD_SECRET_ID) whenever
@@ -99,4 +117,9 @@ def backend_settings(
         "POSTGRES_SSL_MODE": "verify-full",
         "POSTGRES_SSL_ROOT_CERT": RDS_CA_BUNDLE,
     }
+    commit = build_commit(scope)
+    if commit:
+        # Which build a process is (/api/v1/health, its start-up log). A new commit is a new task
+        # definition revision, so every pipeline run rolls the services, even when no image changed.
+        environment["BUILD_COMMIT"] = commit
     return BackendSettings(environment=environment, secrets=secrets, database_secret=database_secret)

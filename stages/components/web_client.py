@@ -13,6 +13,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from stages.components.backend_settings import build_commit
 from stages.config import EnvironmentConfig
 
 ENTRY_PAGE = "index.html"
@@ -38,9 +39,14 @@ def frontend_build(path: Path) -> Path:
     return path
 
 
-def client_config(config: EnvironmentConfig) -> dict[str, object]:
-    """The web client's `config.json` for one environment."""
-    return {"apiBase": API_BASE, "maxUploadBytes": config.max_upload_bytes, "environment": config.name}
+def client_config(config: EnvironmentConfig, *, commit: str | None = None) -> dict[str, object]:
+    """The web client's `config.json` for one environment, with the commit it was deployed from."""
+    return {
+        "apiBase": API_BASE,
+        "maxUploadBytes": config.max_upload_bytes,
+        "environment": config.name,
+        "build": {"commit": commit or "unknown"},
+    }
 
 
 class WebClient(Construct):
@@ -96,7 +102,7 @@ class WebClient(Construct):
             "EntryPage",
             sources=[
                 s3deploy.Source.data(ENTRY_PAGE, (build / ENTRY_PAGE).read_text(encoding="utf-8")),
-                s3deploy.Source.json_data(CLIENT_CONFIG, client_config(config)),
+                s3deploy.Source.json_data(CLIENT_CONFIG, client_config(config, commit=build_commit(self))),
             ],
             destination_bucket=bucket,
             prune=False,
