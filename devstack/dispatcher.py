@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from app.core.config import Settings, get_settings
+from app.core.config import Settings, settings_or_exit
 from app.core.logging import configure_logging
 from app.events import ObjectEvent, serve
 from app.services.reconcile import reconcile
@@ -77,7 +77,7 @@ async def run(settings: Settings, every: float = RECONCILE_EVERY_SECONDS) -> Non
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = settings_or_exit()
     configure_logging(settings.LOG_LEVEL)
     asyncio.run(run(settings))
 

@@ -94,11 +94,11 @@ async def run(settings: Settings) -> CleanupReport:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from app.core.config import get_settings
+    from app.core.config import settings_or_exit
     from app.core.logging import configure_logging
 
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
-    settings = get_settings()
+    settings = settings_or_exit()
     configure_logging(settings.LOG_LEVEL)
     report = asyncio.run(run(settings))
     reconciled = report.reconciled.__dict__ if report.reconciled else {}

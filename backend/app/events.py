@@ -292,10 +292,10 @@ async def serve(settings: Settings, before_apply: BeforeApply | None = None) -> 
 
 
 def main() -> None:
-    from app.core.config import get_settings
+    from app.core.config import settings_or_exit
     from app.core.logging import configure_logging
 
-    settings = get_settings()
+    settings = settings_or_exit()
     configure_logging(settings.LOG_LEVEL)
     asyncio.run(serve(settings))
 

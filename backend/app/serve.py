@@ -7,7 +7,7 @@ import os
 
 import uvicorn
 
-from app.core.config import get_settings
+from app.core.config import settings_or_exit
 from app.core.logging import configure_logging
 
 
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--workers", type=int, default=None, help="default: WEB_CONCURRENCY")
     args = parser.parse_args(argv)
-    settings = get_settings()  # fail here, with the reason, before any worker starts
+    settings = settings_or_exit()  # fail here, with the reason, before any worker starts
     configure_logging(settings.LOG_LEVEL)
     uvicorn.run(
         "app.main:app_factory",

@@ -174,10 +174,14 @@ async def test_profile_is_public_and_404_when_unknown(
 def test_secret_key_is_required_outside_local() -> None:
     from pydantic import ValidationError
 
+    from app.core.config import LOCAL_DEV_SECRET
+
     with pytest.raises(ValidationError, match="SECRET_KEY must be set"):
         Settings(APP_ENV="aws", SECRET_KEY=None)
     with pytest.raises(ValidationError, match="SECRET_KEY must be set"):
         Settings(APP_ENV="aws", SECRET_KEY="too-short")
+    with pytest.raises(ValidationError, match="not the local development secret"):
+        Settings(APP_ENV="aws", SECRET_KEY=LOCAL_DEV_SECRET)
     assert Settings(APP_ENV="aws", SECRET_KEY="k" * 32).APP_ENV == "aws"
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -16,7 +17,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
-    APP_ENV: Literal["local", "aws"] = "local"
+    # Required: a deployed process that lost it must not fall back to local behaviour (the development
+    # signing secret, http CORS origins, the local media gateway). `make up` and the tests set `local`,
+    # the stacks set `aws`.
+    APP_ENV: Literal["local", "aws"]
     SECRET_KEY: SecretStr | None = None
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=60 * 24, ge=1, le=60 * 24 * 30)
     JWT_ALGORITHM: Literal["HS256", "HS384", "HS512"] = "HS256"
@@ -117,11 +121,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _require_production_secrets(self) -> Settings:
-        weak = self.SECRET_KEY is None or len(self.SECRET_KEY.get_secret_value()) < 32
-        if self.APP_ENV != "local" and weak:
+        secret = self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else ""
+        if self.APP_ENV != "local" and (len(secret) < 32 or secret == LOCAL_DEV_SECRET):
             raise ValueError(
-                "SECRET_KEY must be set (at least 32 characters) when APP_ENV is not 'local'; "
-                "the stack provides it from Secrets Manager"
+                "SECRET_KEY must be set (at least 32 characters, not the local development secret) when "
+                "APP_ENV is not 'local'; the stack provides it from Secrets Manager"
             )
         if self.POSTGRES_SSL_MODE == "verify-full" and not self.POSTGRES_SSL_ROOT_CERT:
             raise ValueError(
@@ -162,6 +166,34 @@ class Settings(BaseSettings):
         return origins
 
 
+class SettingsError(RuntimeError):
+    """The environment does not describe a process that may start; the message says what to set."""
+
+
 def get_settings() -> Settings:
-    """Read the settings from the environment (the entry points call this once)."""
-    return Settings()
+    """Read the settings from the environment (the entry points call this once); a `SettingsError` that
+    names every problem and what to do about it when they are not usable."""
+    try:
+        return Settings()  # type: ignore[call-arg]  # APP_ENV and the rest come from the environment
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = ".".join(str(part) for part in item["loc"]) or "settings"
+            if name == "APP_ENV" and item["type"] == "missing":
+                problems.append(
+                    "APP_ENV is not set: set APP_ENV=local to run on a laptop (`make up` and the tests do), "
+                    "or APP_ENV=aws in a deployed task (the stack does)"
+                )
+            else:
+                problems.append(f"{name}: {item['msg']}")
+        raise SettingsError("the backend cannot start: " + "; ".join(problems)) from None
+
+
+def settings_or_exit() -> Settings:
+    """`get_settings()` for the commands' `main`s: on a `SettingsError`, its message on stderr and exit 2,
+    before anything starts (a traceback would bury what to set)."""
+    try:
+        return get_settings()
+    except SettingsError as error:
+        print(f"ERROR: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
