@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-PRIVACIES = ("public", "private")
 # One path segment of safe characters (the API makes UUIDs); anything else under originals/ is not ours.
 _ORIGINAL_KEY = re.compile(r"^(public|private)/originals/([A-Za-z0-9_-]{1,128})$")
 REJECTED_EXTENSION = "rejected"

@@ -178,10 +178,6 @@ class ImageKeys:
         row by the event worker when the rendition arrived; rows from before that know only `.webp`)."""
         return f"{self.privacy}/renditions/{self.id}.{self.rendition_ext or 'webp'}"
 
-    @property
-    def rejection_marker_key(self) -> str:
-        return f"{self.privacy}/renditions/{self.id}.rejected"
-
 
 class Image(ImageKeys, SQLModel, table=True):
     """One post. The bytes live in S3 under keys derived from `id` and `public` (docs/design.md)."""

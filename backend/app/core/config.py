@@ -24,7 +24,6 @@ class Settings(BaseSettings):
     SECRET_KEY: SecretStr | None = None
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=60 * 24, ge=1, le=60 * 24 * 30)
     JWT_ALGORITHM: Literal["HS256", "HS384", "HS512"] = "HS256"
-    PASSWORD_MIN_LENGTH: int = Field(default=8, ge=8)
     # Login throttling (app/services/login_throttle.py): attempts per account name and per client address
     # in a fixed window, counted in the database so every task shares them; over a limit is a 429 with
     # Retry-After, whether or not the account exists. A successful login gives its attempt back (and clears

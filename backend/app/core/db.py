@@ -198,12 +198,6 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Yield a session that is always closed; callers commit explicitly."""
-    async with maker() as session:
-        yield session
-
-
 @asynccontextmanager
 async def reading(connection: AsyncConnection) -> AsyncIterator[Any]:
     """The asyncpg connection under a pooled SQLAlchemy connection, for hot reads that skip the ORM.
