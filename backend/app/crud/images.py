@@ -193,7 +193,7 @@ async def get(session: AsyncSession, image_id: uuid.UUID) -> Image | None:
 async def create_pending(session: AsyncSession, *, owner_id: uuid.UUID, public: bool) -> Image:
     image = Image(owner_id=owner_id, public=public)
     session.add(image)
-    await session.commit()
+    await session.flush()
     return image
 
 
@@ -233,7 +233,6 @@ async def move(
 
 async def delete(session: AsyncSession, image_id: uuid.UUID) -> None:
     await session.execute(sa.delete(Image).where(col(Image.id) == image_id))
-    await session.commit()
 
 
 async def stale_pending(session: AsyncSession, *, older_than: datetime, limit: int) -> list[Image]:

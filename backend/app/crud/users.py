@@ -66,11 +66,12 @@ async def exists(session: AsyncSession, *, username: str, email: str) -> bool:
 
 
 async def create(session: AsyncSession, *, username: str, email: str, hashed_password: str) -> User:
-    """Insert and commit; DuplicateUser when a concurrent or earlier insert took the name or email."""
+    """Insert (flushed, not committed); DuplicateUser when a concurrent or earlier insert took the name or
+    email (the session is rolled back then)."""
     user = User(username=username, email=email, hashed_password=hashed_password)
     session.add(user)
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError:
         await session.rollback()
         raise DuplicateUser from None
@@ -80,7 +81,6 @@ async def create(session: AsyncSession, *, username: str, email: str, hashed_pas
 async def delete(session: AsyncSession, user_id: uuid.UUID) -> None:
     """Delete the user; the images table's foreign key cascades to its rows."""
     await session.execute(sa.delete(User).where(User.id == user_id))  # type: ignore[arg-type]
-    await session.commit()
 
 
 async def is_active(connection: Any, user_id: uuid.UUID) -> bool:

@@ -23,9 +23,11 @@ async def register(session: AsyncSession, data: UserCreate) -> User:
         raise Conflict(DUPLICATE)
     hashed = await security.hash_password(data.password)
     try:
-        return await users.create(session, username=data.username, email=data.email, hashed_password=hashed)
+        user = await users.create(session, username=data.username, email=data.email, hashed_password=hashed)
+        await session.commit()
     except users.DuplicateUser:
         raise Conflict(DUPLICATE) from None
+    return user
 
 
 async def login(
@@ -76,3 +78,4 @@ async def delete_account(session: AsyncSession, storage: ImageStorage, user: Use
         ]
         await storage.delete_keys(public=public, keys=keys)
     await users.delete(session, user_id)
+    await session.commit()

@@ -68,6 +68,7 @@ async def generate_upload(
     public = parse_privacy(privacy)
     content_type = upload_content_type(content_type)
     image = await images.create_pending(session, owner_id=owner.id, public=public)
+    await session.commit()
     post = await storage.presigned_post(key=image.original_key, public=public, content_type=content_type)
     return image, post
 
@@ -126,3 +127,4 @@ async def delete(session: AsyncSession, storage: ImageStorage, *, image_id: uuid
     image = await _owned(session, image_id, owner)
     await storage.delete_all(privacy=image.privacy, image_id=str(image.id), public=image.public)
     await images.delete(session, image.id)
+    await session.commit()
