@@ -1,4 +1,4 @@
-"""Dependencies the routes declare: settings, a session, the URL builder, the caller."""
+"""Dependencies the routes declare: settings, a session, the URL builder, the image storage, the caller."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from app.core.security import AccessToken, InvalidToken, decode_access_token
 from app.crud import users
 from app.models import User
 from app.services.media_urls import MediaUrlBuilder
+from app.services.storage import ImageStorage
 
 NOT_AUTHENTICATED = "Not authenticated; log in and send 'Authorization: Bearer <token>'"
 
@@ -23,24 +24,32 @@ _bearer = HTTPBearer(auto_error=False, description="The access_token from POST /
 
 # `async def` on purpose: FastAPI runs a plain `def` dependency in the thread pool, two thread hops per
 # request for an attribute read (bench/README.md, "Changes made from the benchmark").
-async def get_settings(request: Request) -> Settings:
+# Named `app_*`: what the app built at start (`app.state`), not `app.core.config.get_settings`, which reads
+# the environment.
+async def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def app_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.sessionmaker() as session:
         yield session
 
 
-async def get_urls(request: Request) -> MediaUrlBuilder:
+async def app_urls(request: Request) -> MediaUrlBuilder:
     urls: MediaUrlBuilder = request.app.state.urls
     return urls
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-UrlsDep = Annotated[MediaUrlBuilder, Depends(get_urls)]
+async def app_storage(request: Request) -> ImageStorage:
+    storage: ImageStorage = request.app.state.storage
+    return storage
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+SessionDep = Annotated[AsyncSession, Depends(app_session)]
+UrlsDep = Annotated[MediaUrlBuilder, Depends(app_urls)]
+StorageDep = Annotated[ImageStorage, Depends(app_storage)]
 
 
 def access_token_from(

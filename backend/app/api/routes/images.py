@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Request
+from fastapi import APIRouter, Body, Path
 from pydantic import BaseModel, Field
 
-from app.api.deps import CurrentUser, OptionalUser, SessionDep, UrlsDep
+from app.api.deps import CurrentUser, OptionalUser, SessionDep, StorageDep, UrlsDep
 from app.api.responses import (
     DATABASE_DOWN,
     OPTIONAL_AUTH,
@@ -18,14 +18,8 @@ from app.api.responses import (
     error,
 )
 from app.services import images
-from app.services.storage import ImageStorage
 
 router = APIRouter(prefix="/images", tags=["images"], responses=DATABASE_DOWN)
-
-
-def _storage(request: Request) -> ImageStorage:
-    storage: ImageStorage = request.app.state.storage
-    return storage
 
 
 class GenerateRequest(BaseModel):
@@ -100,14 +94,14 @@ _THE_NEW_IMAGE = {
 async def generate(
     # Documented as a choice; any other value is answered 400, as the published API does (not 422).
     privacy: Annotated[str, Path(json_schema_extra={"enum": ["public", "private"]})],
-    request: Request,
     session: SessionDep,
+    storage: StorageDep,
     user: CurrentUser,
     body: Annotated[GenerateRequest | None, Body()] = None,
 ) -> GenerateResponse:
     image, post = await images.generate_upload(
         session,
-        _storage(request),
+        storage,
         owner=user,
         privacy=privacy,
         content_type=body.content_type if body else None,
@@ -125,9 +119,9 @@ async def generate(
     },
 )
 async def confirm(
-    image_id: uuid.UUID, request: Request, session: SessionDep, user: CurrentUser
+    image_id: uuid.UUID, session: SessionDep, storage: StorageDep, user: CurrentUser
 ) -> ImageStatus:
-    image = await images.confirm(session, _storage(request), image_id=image_id, owner=user)
+    image = await images.confirm(session, storage, image_id=image_id, owner=user)
     return ImageStatus(id=image.id, state=image.state)
 
 
@@ -142,15 +136,15 @@ async def confirm(
     openapi_extra=OPTIONAL_AUTH,
 )
 async def media(
-    image_id: uuid.UUID, request: Request, session: SessionDep, urls: UrlsDep, viewer: OptionalUser
+    image_id: uuid.UUID, session: SessionDep, storage: StorageDep, urls: UrlsDep, viewer: OptionalUser
 ) -> MediaResponse:
-    uri = await images.media_uri(session, _storage(request), urls, image_id=image_id, viewer=viewer)
+    uri = await images.media_uri(session, storage, urls, image_id=image_id, viewer=viewer)
     return MediaResponse(uri=uri)
 
 
 @router.delete(
     "/{image_id}", response_model=Deleted, responses={**TOKEN_REQUIRED, 404: error("No such image of yours")}
 )
-async def delete(image_id: uuid.UUID, request: Request, session: SessionDep, user: CurrentUser) -> Deleted:
-    await images.delete(session, _storage(request), image_id=image_id, owner=user)
+async def delete(image_id: uuid.UUID, session: SessionDep, storage: StorageDep, user: CurrentUser) -> Deleted:
+    await images.delete(session, storage, image_id=image_id, owner=user)
     return Deleted()

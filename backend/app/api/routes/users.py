@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from app.api.deps import CurrentUser, OptionalUser, SessionDep
+from app.api.deps import CurrentUser, OptionalUser, SessionDep, StorageDep
 from app.api.responses import DATABASE_DOWN, OPTIONAL_AUTH, TOKEN_OPTIONAL, TOKEN_REQUIRED, error
 from app.core.errors import NotFound
 from app.crud import users
@@ -35,7 +35,7 @@ async def profile(user_id: uuid.UUID, session: SessionDep, _viewer: OptionalUser
 
 
 @router.delete("/me", response_model=Success, responses=TOKEN_REQUIRED)
-async def delete_me(user: CurrentUser, session: SessionDep, request: Request) -> Success:
+async def delete_me(user: CurrentUser, session: SessionDep, storage: StorageDep) -> Success:
     """Delete my account, every post of mine and every file of those posts."""
-    await accounts.delete_account(session, request.app.state.storage, user)
+    await accounts.delete_account(session, storage, user)
     return Success()
