@@ -28,7 +28,7 @@ from typing import Any
 
 import jsonlog
 from imagekeys import OriginalKey
-from rendition import RejectedImage, RenditionOptions, make_rendition
+from rendition import RejectedImage, Rendition, RenditionOptions, make_rendition
 from s3events import CreatedObject, normalize_etag, parse_event
 
 logger = jsonlog.configure("compressor", os.environ.get("LOG_LEVEL", "INFO"))
@@ -127,19 +127,18 @@ def process_object(obj: CreatedObject, *, s3_client: Any = None, options: Rendit
         logger.info("ignoring a key that is not an original", extra=result)
         return {**result, "outcome": "ignored"}
     client = s3_client if s3_client is not None else default_s3_client()
-    bucket = obj.bucket
     rendition_key = original.rendition_key(options.extension)
 
     etag = obj.etag
     if etag is None:
-        head = _head(client, bucket, obj.key)
+        head = _head(client, obj.bucket, obj.key)
         if head is None:
             logger.warning("the original no longer exists", extra=result)
             return {**result, "outcome": "missing"}
         etag = normalize_etag(head.get("ETag"))
     existing = {
-        rendition_key: _head(client, bucket, rendition_key),
-        original.rejected_key: _head(client, bucket, original.rejected_key),
+        rendition_key: _head(client, obj.bucket, rendition_key),
+        original.rejected_key: _head(client, obj.bucket, original.rejected_key),
     }
     done = _output_for(existing, etag)
     if done is not None:
@@ -147,12 +146,12 @@ def process_object(obj: CreatedObject, *, s3_client: Any = None, options: Rendit
             "this version of the original was already processed", extra={**result, "output_key": done}
         )
         if done == original.rejected_key:  # a retry after the marker was written: finish the move
-            _quarantine(client, bucket, original, etag)
+            _quarantine(client, obj.bucket, original, etag)
         return {**result, "outcome": "skipped", "output_key": done}
 
     started = time.perf_counter()
     try:
-        response = client.get_object(Bucket=bucket, Key=obj.key)
+        response = client.get_object(Bucket=obj.bucket, Key=obj.key)
     except Exception as exc:
         if _error_code(exc) in _MISSING_CODES:
             logger.warning("the original no longer exists", extra=result)
@@ -166,63 +165,14 @@ def process_object(obj: CreatedObject, *, s3_client: Any = None, options: Rendit
             response["Body"].close()
             return {**result, "outcome": "skipped", "output_key": done}
 
-    source_bytes = int(response.get("ContentLength") or 0)
     try:
-        if source_bytes > options.max_source_bytes:
-            response["Body"].close()
-            raise RejectedImage(
-                "too_large",
-                f"the file has {source_bytes} bytes, more than the limit of {options.max_source_bytes}",
-            )
-        data = response["Body"].read()
-        rendition = make_rendition(data, options)
+        data, rendition = _render(response, options)
     except RejectedImage as rejected:
-        marker = json.dumps(
-            {
-                "code": rejected.code,
-                "reason": rejected.reason,
-                "source_etag": source_etag,
-                "source_key": obj.key,
-            }
-        ).encode()
-        client.put_object(
-            Bucket=bucket,
-            Key=original.rejected_key,
-            Body=marker,
-            ContentType="application/json",
-            CacheControl=MARKER_CACHE_CONTROL,
-            Metadata={SOURCE_ETAG_METADATA: source_etag},
-        )
-        # A rendition of an earlier version is kept: a `ready` row may point at it (a form re-POSTed with
-        # a bad file), and a feed must never point at a missing rendition. The refused file itself leaves
-        # the served prefix, after the marker, so that a retry finds the marker and finishes the move.
-        quarantined = _quarantine(client, bucket, original, source_etag)
-        logger.warning(
-            "refused the original",
-            extra={
-                **result,
-                "code": rejected.code,
-                "reason": rejected.reason,
-                "marker_key": original.rejected_key,
-                "quarantine_key": original.quarantine_key if quarantined else None,
-            },
-        )
+        _reject(client, obj, original, rejected, source_etag, result)
         return {**result, "outcome": "rejected", "code": rejected.code, "output_key": original.rejected_key}
-
-    client.put_object(
-        Bucket=bucket,
-        Key=rendition_key,
-        Body=rendition.data,
-        ContentType=rendition.content_type,
-        CacheControl=RENDITION_CACHE_CONTROL[original.privacy],
-        Metadata={
-            SOURCE_ETAG_METADATA: source_etag,
-            "width": str(rendition.width),
-            "height": str(rendition.height),
-        },
-    )
+    _store_rendition(client, obj.bucket, rendition_key, original, rendition, source_etag)
     if existing[original.rejected_key] is not None:
-        client.delete_object(Bucket=bucket, Key=original.rejected_key)
+        client.delete_object(Bucket=obj.bucket, Key=original.rejected_key)
     logger.info(
         "rendition written",
         extra={
@@ -239,6 +189,73 @@ def process_object(obj: CreatedObject, *, s3_client: Any = None, options: Rendit
         },
     )
     return {**result, "outcome": "created", "output_key": rendition_key}
+
+
+def _render(response: Mapping[str, Any], options: RenditionOptions) -> tuple[bytes, Rendition]:
+    """The original's bytes (from a ``get_object`` answer) and their rendition; ``RejectedImage`` for a file
+    over the size limit (not read) or one that is not an image we render."""
+    source_bytes = int(response.get("ContentLength") or 0)
+    if source_bytes > options.max_source_bytes:
+        response["Body"].close()
+        raise RejectedImage(
+            "too_large",
+            f"the file has {source_bytes} bytes, more than the limit of {options.max_source_bytes}",
+        )
+    data: bytes = response["Body"].read()
+    return data, make_rendition(data, options)
+
+
+def _reject(
+    client: Any,
+    obj: CreatedObject,
+    original: OriginalKey,
+    rejected: RejectedImage,
+    source_etag: str,
+    result: Mapping[str, Any],
+) -> None:
+    """Write the refusal marker, then move the refused file out of the served prefix."""
+    marker = json.dumps(
+        {"code": rejected.code, "reason": rejected.reason, "source_etag": source_etag, "source_key": obj.key}
+    ).encode()
+    client.put_object(
+        Bucket=obj.bucket,
+        Key=original.rejected_key,
+        Body=marker,
+        ContentType="application/json",
+        CacheControl=MARKER_CACHE_CONTROL,
+        Metadata={SOURCE_ETAG_METADATA: source_etag},
+    )
+    # A rendition of an earlier version is kept: a `ready` row may point at it (a form re-POSTed with a bad
+    # file), and a feed must never point at a missing rendition. The refused file itself leaves the served
+    # prefix, after the marker, so that a retry finds the marker and finishes the move.
+    quarantined = _quarantine(client, obj.bucket, original, source_etag)
+    logger.warning(
+        "refused the original",
+        extra={
+            **result,
+            "code": rejected.code,
+            "reason": rejected.reason,
+            "marker_key": original.rejected_key,
+            "quarantine_key": original.quarantine_key if quarantined else None,
+        },
+    )
+
+
+def _store_rendition(
+    client: Any, bucket: str, key: str, original: OriginalKey, rendition: Rendition, source_etag: str
+) -> None:
+    client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=rendition.data,
+        ContentType=rendition.content_type,
+        CacheControl=RENDITION_CACHE_CONTROL[original.privacy],
+        Metadata={
+            SOURCE_ETAG_METADATA: source_etag,
+            "width": str(rendition.width),
+            "height": str(rendition.height),
+        },
+    )
 
 
 def _quarantine(client: Any, bucket: str, original: OriginalKey, etag: str | None) -> bool:
@@ -282,11 +299,12 @@ def _output_for(existing: Mapping[str, Mapping[str, Any] | None], etag: str | No
 def _head(client: Any, bucket: str, key: str) -> dict[str, Any] | None:
     """``head_object``, or ``None`` when the key does not exist (any other error is a real fault)."""
     try:
-        return client.head_object(Bucket=bucket, Key=key)
+        head: dict[str, Any] = client.head_object(Bucket=bucket, Key=key)
     except Exception as exc:
         if _error_code(exc) in _MISSING_CODES:
             return None
         raise
+    return head
 
 
 def _error_code(exc: BaseException) -> str | None:
