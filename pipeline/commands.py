@@ -137,6 +137,25 @@ MIGRATE = StepCommands(
     outputs=("MigrationTaskDefinitionArn", "ClusterName", "TaskSubnetIds", "TaskSecurityGroupId"),
 )
 
+SERVING = StepCommands(
+    name="Serving",
+    purpose="what serves is this run's build: deployments completed and healthy, tasks, compressor and "
+    "API on this run's image digests",
+    install=(Command(STEP_REQUIREMENTS),),
+    build=(
+        Command(
+            "python -m pipeline.serving cdk.out",
+            Local(
+                "stand-in",
+                "there is no ECS, ECR or Lambda here (the images are built only by the pipeline); the "
+                "local stack's API must report the working tree's commit",
+                "python -m pipeline.serving --local",
+            ),
+        ),
+    ),
+    outputs=("SiteUrl", "ClusterName"),
+)
+
 SMOKE = StepCommands(
     name="Smoke",
     purpose="health, web page, config.json, register/login/feed, and a public upload through the site",

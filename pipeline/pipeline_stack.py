@@ -18,7 +18,7 @@ from aws_cdk import pipelines
 from constructs import Construct
 
 from pipeline import access_stack
-from pipeline.access_stack import IMAGE_SCAN, METRICS, MIGRATE, PipelineAccessStack
+from pipeline.access_stack import IMAGE_SCAN, METRICS, MIGRATE, SERVING, PipelineAccessStack
 from pipeline.commands import (
     CHANGES_PAGE,
     JUNIT_DIR,
@@ -34,6 +34,7 @@ from pipeline.commands import (
 )
 from pipeline.commands import IMAGE_SCAN as IMAGE_SCAN_STEP
 from pipeline.commands import MIGRATE as MIGRATE_STEP
+from pipeline.commands import SERVING as SERVING_STEP
 from pipeline.nag import Known, acknowledge_known_findings
 from pipeline.steps import EXECUTION_ID, NPM_CACHE, PIP_CACHE, codebuild_step, runtime_versions
 from stages.config import PipelineConfig
@@ -64,13 +65,14 @@ class PipelineStack(cdk.Stack):
     """Source -> Build (tests, synth) -> UpdatePipeline -> Assets -> Staging -> Prod.
 
     - Staging: ECR's findings gate the new images; the migration task runs before the app stack; after
-      the stage, the smoke test, then the `step` load test with the staging thresholds, whose run folder
+      the stage, the serving check (`pipeline.serving`: deployments completed and healthy on this run's
+      image digests), the smoke test, then the `step` load test with the staging thresholds, whose run folder
       and capacity review go to the reports bucket (`runs/<execution id>/` and `latest/`) and whose JUnit
       file goes to a CodeBuild report group.
     - Prod: `ConfirmPermissionsBroadening` and the prod change report (this run's prod templates against
       the record of the release that last reached prod, beside the capacity review), then a manual approval
       whose link opens this run's capacity review and whose comment links the change report, then the
-      stage with its migration, then the smoke test, then the record of this release (`releases/prod/`
+      stage with its migration, then the serving check and the smoke test, then the record of this release (`releases/prod/`
       of the reports bucket, which does not expire).
     - The topic hears of approvals waiting, of permission broadening and of every failed run.
     """
@@ -121,14 +123,14 @@ class PipelineStack(cdk.Stack):
             access_step.step: self._step_role(
                 access_step.step, [staging, prod] if access_step != METRICS else [staging]
             )
-            for access_step in (MIGRATE, IMAGE_SCAN, METRICS)
+            for access_step in (MIGRATE, IMAGE_SCAN, METRICS, SERVING)
         }
         self._grant_reports(self.step_roles[METRICS.step])
         self.record_role = self._codebuild_role("RecordReleaseStepRole", RECORD_RELEASE.name)
         self.changes_role = self._codebuild_role("ProdChangesStepRole", PROD_CHANGES.name)
         self._grant_release_record(self.record_role, self.changes_role)
 
-        source = pipelines.CodePipelineSource.connection(
+        self.source = source = pipelines.CodePipelineSource.connection(
             config.repository, config.branch, connection_arn=config.connection_arn, trigger_on_push=True
         )
         synth = codebuild_step(
@@ -217,13 +219,15 @@ class PipelineStack(cdk.Stack):
             },
             timeout=cdk.Duration.minutes(90),
         )
+        staging_serving = self._serving(staging, source, synth)
         staging_smoke = self._smoke(staging, source)
+        staging_smoke.add_step_dependency(staging_serving)
         load_test.add_step_dependency(staging_smoke)
         self.pipeline.add_stage(
             staging,
             pre=[image_scan],
             stack_steps=[pipelines.StackSteps(stack=staging.app, pre=[self._migrate(staging, source)])],
-            post=[staging_smoke, load_test],
+            post=[staging_serving, staging_smoke, load_test],
         )
 
         broadening = pipelines.ConfirmPermissionsBroadening(
@@ -260,7 +264,9 @@ class PipelineStack(cdk.Stack):
         )
         approval.add_step_dependency(broadening)
         approval.add_step_dependency(prod_changes)
+        prod_serving = self._serving(prod, source, synth)
         prod_smoke = self._smoke(prod, source)
+        prod_smoke.add_step_dependency(prod_serving)
         # The record of the release that reached prod: after the deployment and its smoke test passed.
         record = codebuild_step(
             RECORD_RELEASE,
@@ -280,7 +286,7 @@ class PipelineStack(cdk.Stack):
             prod,
             pre=[broadening, prod_changes, approval],
             stack_steps=[pipelines.StackSteps(stack=prod.app, pre=[self._migrate(prod, source)])],
-            post=[prod_smoke, record],
+            post=[prod_serving, prod_smoke, record],
         )
 
         self.pipeline.build_pipeline()
@@ -356,6 +362,29 @@ class PipelineStack(cdk.Stack):
             timeout=cdk.Duration.minutes(45),
         )
 
+    def _serving(
+        self, stage: YoctogramStage, source: pipelines.IFileSetProducer, synth: pipelines.IFileSetProducer
+    ) -> pipelines.CodeBuildStep:
+        """Right after the stage's stacks: its deployments, tasks, compressor and API against this run's
+        images (the synth output says which), through the stage account's read-only serving role."""
+        return codebuild_step(
+            SERVING_STEP,
+            input=source,
+            additional_inputs={"cdk.out": synth},
+            stage=stage,
+            env={
+                "SERVING_ROLE_ARN": access_stack.role_arn(SERVING, stage),
+                "TARGET_REGION": stage.config.region,
+                "STAGE_ID": stage.stage_name,
+                "COMMIT_ID": self.source.source_attribute("CommitId"),
+            },
+            role=self.step_roles[SERVING.step],
+            cache_bucket=self.cache_bucket,
+            cache_prefix=f"{stage.stage_name}/Serving",
+            # A gradual deployment may still be baking when the stack update returns: it waits (30 min).
+            timeout=cdk.Duration.minutes(45),
+        )
+
     def _smoke(self, stage: YoctogramStage, source: pipelines.IFileSetProducer) -> pipelines.CodeBuildStep:
         return codebuild_step(
             SMOKE,
@@ -383,7 +412,7 @@ class PipelineStack(cdk.Stack):
 
     def _step_role(self, step: str, stages: list[YoctogramStage]) -> iam.Role:
         """A step's CodeBuild role, by a fixed name the environments' access roles trust."""
-        access = {a.step: a for a in (MIGRATE, IMAGE_SCAN, METRICS)}[step]
+        access = {a.step: a for a in (MIGRATE, IMAGE_SCAN, METRICS, SERVING)}[step]
         role = iam.Role(
             self,
             "".join(part.capitalize() for part in step.split("-")) + "StepRole",

@@ -7,8 +7,9 @@ are written once, in `pipeline/commands.py`) so a step that would fail after a p
                Synth: `make test-ci`, `make synth` (lint, unit and infrastructure tests; synth, cdk-nag, cfn-lint)
                Changes (not a pipeline step): `make changes` against `main`, as a pull request's check runs it
     Staging    the local stack (`python -m devstack up`, its own folder and free ports) stands in for the
-               deployed stage; the migrations, the smoke test, a short Locust run with the `local`
-               profile and the capacity review run against it
+               deployed stage; the migrations, the serving check (the API reports the working
+               tree's commit), the smoke test, a short Locust run with the `local` profile and the
+               capacity review run against it
     Prod       the prod change report against `reports/rehearse/releases/`, a local folder standing in
                for the release record (`releases/prod/` of the reports bucket; none on a first rehearsal:
                nothing to compare with); stops where the manual approval stands, and prints the paths of
@@ -60,6 +61,7 @@ from pipeline.commands import (  # noqa: E402
     RECORD_RELEASE,
     RELEASES_LOCAL,
     REVIEW_PAGE,
+    SERVING,
     SMOKE,
     SYNTH,
     Command,
@@ -103,6 +105,7 @@ def plan() -> list[Entry]:
         Entry("Staging", IMAGE_SCAN.name, step=IMAGE_SCAN),
         Entry("Staging", "Deploy", marker="stack"),
         Entry("Staging", MIGRATE.name, step=MIGRATE),
+        Entry("Staging", SERVING.name, step=SERVING),
         Entry("Staging", SMOKE.name, step=SMOKE),
         Entry("Staging", LOAD_TEST.name, step=LOAD_TEST),
         Entry("Prod", "ConfirmPermissionsBroadening", skip=GENERATED["ConfirmPermissionsBroadening"]),

@@ -41,6 +41,11 @@ def ecs_cluster(config: EnvironmentConfig) -> str:
     return f"yoctogram-{config.name}"
 
 
+def compressor_function(config: EnvironmentConfig) -> str:
+    """The compressor Lambda (the pipeline's serving check may read only this function)."""
+    return f"yoctogram-{config.name}-compressor"
+
+
 def event_queue(config: EnvironmentConfig) -> str:
     return f"yoctogram-{config.name}-events"
 

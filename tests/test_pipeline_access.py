@@ -127,6 +127,9 @@ def test_steps_reach_other_accounts_only_through_their_own_roles(pipeline: Pipel
             f"arn:aws:iam::{c.account}:role/yoctogram-{c.name}-pipeline-image-scan" for c in (STAGING, PROD)
         ],
         "loadtest": [f"arn:aws:iam::{STAGING.account}:role/yoctogram-staging-pipeline-metrics"],
+        "serving": [
+            f"arn:aws:iam::{c.account}:role/yoctogram-{c.name}-pipeline-serving" for c in (STAGING, PROD)
+        ],
     }
     roles = {
         r["Properties"]["RoleName"]: k
@@ -152,7 +155,7 @@ def test_access_roles_trust_one_pipeline_role_each(synthesized: Synthesized) -> 
         assert synthesized.top.environment(stack) == f"aws://{config.account}/{config.region}"
         roles = synthesized.top.resources(stack, "AWS::IAM::Role").values()
         names = {r["Properties"]["RoleName"] for r in roles}
-        suffixes = {"migrate", "image-scan"} | ({"metrics"} if config is STAGING else set())
+        suffixes = {"migrate", "image-scan", "serving"} | ({"metrics"} if config is STAGING else set())
         assert names == {f"yoctogram-{config.name}-pipeline-{s}" for s in suffixes}
         for role in roles:
             [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]

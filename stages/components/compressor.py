@@ -17,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stages import names
 from stages.components.image_access import grant_image_objects
 from stages.components.image_events import objects_created
 from stages.components.images_buckets import ORIGINALS, RENDITIONS
@@ -63,7 +64,7 @@ class Compressor(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         settings = config.compressor
-        function_name = f"yoctogram-{config.name}-compressor"
+        function_name = names.compressor_function(config)
 
         self.log_group = logs.LogGroup(
             self,
