@@ -12,10 +12,10 @@ NODE_STAMP := node_modules/.installed
 FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html \
 	frontend/vite.config.js frontend/package.json frontend/package-lock.json
 
-.PHONY: help up down reset logs seed loadtest capacity test test-ci chaos rehearse preflight bench lint format venv reset-venv synth frontend changes
+.PHONY: help up down reset logs seed loadtest loadtest-accept capacity test test-ci chaos rehearse preflight bench lint format venv reset-venv synth frontend changes
 
 help: ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): $(REQUIREMENTS) scripts/bootstrap.sh
 	@scripts/bootstrap.sh
@@ -51,10 +51,13 @@ reset: $(STAMP) ## Stop the local stack and wipe .local/ (database, objects, key
 seed: $(STAMP) ## Create the demo user and a few public and private posts (needs `make up` running)
 	@$(PY) -m devstack.seed
 
-loadtest: $(STAMP) ## Load test (SHAPE=smoke|step|soak PROFILE=local|staging RUN_TIME=90s USERS=N PROCESSES=N; HOST=https://... targets a deployment)
+loadtest: $(STAMP) ## Load test, then "vs baseline" (SHAPE=smoke|step|soak PROFILE=local|staging RUN_TIME=90s USERS=N PROCESSES=N; HOST=https://... TARGET=staging targets a deployment)
 	@$(PY) -m loadtests run --shape "$(or $(SHAPE),smoke)" --profile "$(or $(PROFILE),local)" \
-		$(if $(HOST),--host "$(HOST)") $(if $(RUN_TIME),--run-time "$(RUN_TIME)") \
+		$(if $(HOST),--host "$(HOST)") $(if $(TARGET),--target "$(TARGET)") $(if $(RUN_TIME),--run-time "$(RUN_TIME)") \
 		$(if $(USERS),--users "$(USERS)") $(if $(PROCESSES),--processes "$(PROCESSES)")
+
+loadtest-accept: $(STAMP) ## Make a load-test run the baseline of its target, profile and shape (RUN=reports/loadtest/latest; ACCEPT_ARGS=--force)
+	@$(PY) -m loadtests.regression accept "$(or $(RUN),reports/loadtest/latest)" $(ACCEPT_ARGS)
 
 capacity: $(STAMP) ## Capacity review of a load-test run, written into its folder (RUN=reports/loadtest/latest)
 	@$(PY) -m loadtests.capacity "$(or $(RUN),reports/loadtest/latest)" $(CAPACITY_ARGS)

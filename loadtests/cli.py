@@ -1,7 +1,11 @@
 """`python -m loadtests run|cleanup`: what `make loadtest` and the pipeline's load-test step run.
 
-Exit codes of `run`: 0 every threshold held; 1 a threshold was missed (the summary says which and by how
-much); 2 the run itself failed (Locust crashed or hung, the local stack did not start, bad options).
+After a run, `run` compares it with the accepted baseline of the same target, profile and shape
+(loadtests/regression/) and prints the "vs baseline" section.
+
+Exit codes of `run`: 0 every threshold held and nothing regressed; 1 a threshold was missed (the summary
+says which and by how much) or a metric regressed against the baseline; 2 the run itself failed (Locust
+crashed or hung, the local stack did not start, bad options, an unreadable baseline).
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from loadtests import report, runner, shapes
 from loadtests.cleanup import cleanup_ledger, leftover_ledgers
 from loadtests.common.accounts import PoolError, read_pool
 from loadtests.common.config import PROFILES, RUN_ID_PATTERN
+from loadtests.regression import baseline as baselines
+from loadtests.regression import cli as regression
+from loadtests.regression import metrics as run_metrics
+from loadtests.regression import report as regression_report
 from loadtests.thresholds import parse_override
 
 
@@ -46,6 +54,14 @@ def _run_id(text: str) -> str:
     return text
 
 
+def _target(text: str) -> str:
+    try:
+        baselines.Key(text, "profile", "shape")
+    except baselines.BaselineError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loadtests", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--shape", choices=sorted(shapes.BUILDERS), default="smoke")
     run.add_argument("--profile", choices=PROFILES, default="local", help="which thresholds gate the run")
+    run.add_argument(
+        "--target",
+        type=_target,
+        help="the environment's name, e.g. staging: baselines are per target, profile and shape "
+        "(default: local for the local stack, else the host name)",
+    )
     run.add_argument("--run-time", type=_duration, help="shape duration, e.g. 90s, 5m, 1h (shape default)")
     run.add_argument("--users", type=_positive_int, help="peak simulated users (shape default)")
     run.add_argument(
@@ -84,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", type=_run_id, help="default: YYMMDD-HHMMSS-xx (UTC)")
     run.add_argument("--reports-dir", type=Path, default=runner.PROJECT / "reports" / "loadtest")
     run.add_argument("--ledger-dir", type=Path, default=runner.PROJECT / ".local" / "loadtest-ledgers")
+    run.add_argument(
+        "--baseline-dir",
+        type=Path,
+        default=regression.DEFAULT_ROOT,
+        help="where the accepted baselines are (default reports/loadtest/baseline)",
+    )
     run.add_argument(
         "--users-file",
         type=Path,
@@ -135,6 +163,7 @@ def command_run(args: argparse.Namespace) -> int:
         host="",
         shape=args.shape,
         profile=args.profile,
+        target=args.target or run_metrics.infer_target(host),
         run_time_s=args.run_time,
         users=args.users,
         processes=args.processes,
@@ -143,6 +172,7 @@ def command_run(args: argparse.Namespace) -> int:
         master_port=args.master_port,
         reports_dir=args.reports_dir.resolve(),
         ledger_dir=args.ledger_dir.resolve(),
+        baseline_dir=args.baseline_dir.resolve(),
         users_file=args.users_file.resolve() if args.users_file else None,
         overrides=overrides,
         grace_s=args.grace,
@@ -189,7 +219,7 @@ def _run(plan: runner.RunPlan, planned: shapes.Shape, pool: dict[str, str], clea
     runner.start_ledger(plan)
     say(
         f"Run {plan.run_id}: shape {planned.name} ({planned.duration_s:.0f} s, up to {planned.peak_users} users), "
-        f"profile {plan.profile}, {plan.processes} process(es), against {plan.host}"
+        f"profile {plan.profile}, {plan.processes} process(es), against {plan.host} (target {plan.target})"
     )
     say(f"Report folder: {plan.run_dir}")
     exit_code, stopped, command = runner.run_locust(plan, say)
@@ -214,6 +244,7 @@ def _run(plan: runner.RunPlan, planned: shapes.Shape, pool: dict[str, str], clea
         code = runner.EXIT_THRESHOLDS
     else:
         code = runner.EXIT_ERROR
+    headline, code = _compare(plan, summary, code)
     runner.write_run_record(
         plan,
         {
@@ -222,10 +253,28 @@ def _run(plan: runner.RunPlan, planned: shapes.Shape, pool: dict[str, str], clea
             "stopped_early": stopped,
             "exit_code": code,
             "cleanup": cleanup_result,
+            "regression": headline,
         },
     )
     say(f"Report: {plan.run_dir / 'report.html'}  (summary: {plan.run_dir / 'summary.txt'})")
     return code
+
+
+def _compare(plan: runner.RunPlan, summary: dict[str, Any], code: int) -> tuple[str, int]:
+    """The "vs baseline" section; a regression turns a passing run's exit code into 1."""
+    if summary.get("problem") or not summary.get("aggregated"):
+        headline = "not compared: the run itself failed"
+        say(f"vs baseline: {headline}")
+        return headline, code
+    try:
+        comparison = regression.check(plan.run_dir, plan.baseline_dir)
+    except (run_metrics.MetricsError, baselines.BaselineError, OSError, ValueError) as error:
+        print(f"ERROR: the regression gate could not compare this run: {error}", file=sys.stderr)
+        return f"not compared: {error}", runner.EXIT_ERROR
+    print(regression_report.render_text(comparison), end="", flush=True)
+    if not comparison.passed and code == runner.EXIT_PASSED:
+        code = runner.EXIT_THRESHOLDS
+    return comparison.headline, code
 
 
 def command_cleanup(args: argparse.Namespace) -> int:

@@ -125,6 +125,7 @@ def evaluate_thresholds(environment: Environment, **_kwargs: Any) -> None:
     meta = {
         "run_id": CONFIG.run_id,
         "host": environment.host,
+        "target": CONFIG.target,
         "shape": SHAPE.name,
         "profile": CONFIG.profile,
         "peak_users": SHAPE.peak_users,

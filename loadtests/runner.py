@@ -56,6 +56,7 @@ class RunPlan:
     host: str
     shape: str = "smoke"
     profile: str = "local"
+    target: str = "local"
     run_time_s: float | None = None
     users: int | None = None
     processes: int = 1
@@ -65,6 +66,8 @@ class RunPlan:
     run_id: str = field(default_factory=new_run_id)
     reports_dir: Path = PROJECT / "reports" / "loadtest"
     ledger_dir: Path = PROJECT / ".local" / "loadtest-ledgers"
+    baseline_dir: Path = PROJECT / "reports" / "loadtest" / "baseline"
+    """Where the accepted baselines are (loadtests/regression/baseline.py)."""
     users_file: Path | None = None
     overrides: list[Threshold] = field(default_factory=list)
     grace_s: float = 120.0
@@ -89,6 +92,7 @@ class RunPlan:
         data.update(
             reports_dir=str(self.reports_dir),
             ledger_dir=str(self.ledger_dir),
+            baseline_dir=str(self.baseline_dir),
             users_file=str(self.users_file) if self.users_file else None,
             overrides=[t.as_dict() for t in self.overrides],
         )
@@ -141,6 +145,7 @@ def locust_env(plan: RunPlan, base: dict[str, str] | None = None) -> dict[str, s
             "LOADTEST_RUN_ID": plan.run_id,
             "LOADTEST_PROFILE": plan.profile,
             "LOADTEST_SHAPE": plan.shape,
+            "LOADTEST_TARGET": plan.target,
             "LOADTEST_RUN_DIR": str(plan.run_dir),
             "LOADTEST_LEDGER": str(plan.ledger_path),
             "LOADTEST_THRESHOLDS": json.dumps([t.as_dict() for t in plan.overrides]),
@@ -266,6 +271,7 @@ def ensure_summary(plan: RunPlan, exit_code: int, stopped: str | None) -> dict[s
     summary = {
         "run_id": plan.run_id,
         "host": plan.host,
+        "target": plan.target,
         "shape": plan.shape,
         "profile": plan.profile,
         "passed": False,

@@ -4,6 +4,10 @@ CloudWatch is read when the stage's resource names are given (environment variab
 stage outputs: ClusterName, ServiceName, LoadBalancerFullName, TargetGroupFullName, DbClusterIdentifier;
 or the flags), with boto3's usual credentials and region (AWS_REGION / AWS_DEFAULT_REGION, or --region).
 Without them (a run against the local stack) the page says that CloudWatch was not read.
+
+Then the run is compared with its baseline again (loadtests/regression/), now with the per-request
+figures from CloudWatch, and the page shows the verdict; the exit code is the review's, not the verdict's
+(the load test's own run and the pipeline's review step gate on it).
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ from pathlib import Path
 from loadtests.capacity import config, page
 from loadtests.capacity.analysis import RunData, RunFolderError, Settings, analyse, load_run
 from loadtests.capacity.cloudwatch import Fetched, Resources, fetch, make_client, metric_specs
+from loadtests.regression import baseline as baselines
+from loadtests.regression import cli as regression
+from loadtests.regression import metrics as run_metrics
+from loadtests.regression import report as regression_report
 
 WINDOW_MARGIN = timedelta(minutes=5)
 """Metrics are read from 5 minutes before the run to 5 minutes after it (start-up and scale-in)."""
@@ -48,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--region")
     parser.add_argument("--endpoint-url", help="another CloudWatch endpoint (a local moto server in tests)")
     parser.add_argument("--no-cloudwatch", action="store_true", help="do not read CloudWatch")
+    parser.add_argument(
+        "--baseline-dir",
+        type=Path,
+        default=regression.DEFAULT_ROOT,
+        help="where the accepted baselines are (default reports/loadtest/baseline)",
+    )
     return parser
 
 
@@ -95,10 +109,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     review = analyse(run, fetched.series, settings, missing)
     out = args.out or args.run_folder / "capacity.html"
-    out.write_text(page.render(review), encoding="utf-8")
     figures = page.figures_json(review)
-    out.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    (args.run_folder / "capacity.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    if out.with_suffix(".json") != args.run_folder / "capacity.json":
+        out.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    code = 0
+    try:
+        comparison = regression.check(args.run_folder, args.baseline_dir)
+        verdict = regression_report.as_dict(comparison)
+        text = regression_report.render_text(comparison)
+    except (run_metrics.MetricsError, baselines.BaselineError, OSError, ValueError) as error:
+        verdict, text, code = {"error": str(error)}, f"vs baseline: could not compare: {error}\n", 2
+    out.write_text(page.render(review, verdict), encoding="utf-8")
     print(f"==> Capacity review: {out}")
+    print("    " + text.splitlines()[0])
     if review.headline:
         print(
             f"    {review.headline.requests_per_task:.1f} req/s per task at p95 <= {settings.p95_target_ms:.0f} ms; "
@@ -109,4 +133,4 @@ def main(argv: list[str] | None = None) -> int:
     print(f"    scale-out: {review.scale_out.verdict}")
     for item in review.missing:
         print(f"    missing: {item}")
-    return 0
+    return code

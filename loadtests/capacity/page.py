@@ -1,8 +1,9 @@
 """The capacity page: one self-contained HTML file (inline CSS, charts as embedded PNGs, no script).
 
-It answers, top to bottom: did every gate hold; what one task carries and what prod needs; what that
-costs and which values go into stages/config.py; did the service scale out and how fast; then the
-charts, every threshold's verdict, every request group, the minutes, and what data was missing.
+It answers, top to bottom: did every gate hold, and did anything regress against the baseline; what one
+task carries and what prod needs; what that costs and which values go into stages/config.py; did the
+service scale out and how fast; then this run beside its baseline, the charts, every threshold's
+verdict, every request group, the minutes, and what data was missing.
 """
 
 from __future__ import annotations
@@ -57,12 +58,16 @@ def fmt(value: float | None, digits: int = 1, unit: str = "") -> str:
 
 
 # --- charts ---------------------------------------------------------------------------------------
-def _png(draw: Callable[[Any], None]) -> str:
-    figure, axes = plt.subplots(figsize=(9, 3.2), dpi=100)
+def _png(
+    draw: Callable[[Any], None],
+    xlabel: str = "minutes since the start of the run",
+    size: tuple[float, float] = (9, 3.2),
+) -> str:
+    figure, axes = plt.subplots(figsize=size, dpi=100)
     try:
         draw(axes)
         axes.grid(alpha=0.3)
-        axes.set_xlabel("minutes since the start of the run")
+        axes.set_xlabel(xlabel)
         figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
@@ -178,6 +183,66 @@ def charts(review: Review) -> dict[str, tuple[str | None, str]]:
     return out
 
 
+def regression_charts(data: dict[str, Any]) -> dict[str, tuple[str | None, str]]:
+    """Side-by-side charts of this run and its baseline, from regression.json's `charts`."""
+    out: dict[str, tuple[str | None, str]] = {}
+    base_id = (data.get("baseline") or {}).get("run_id", "baseline")
+    run_id = data["run"]["run_id"]
+    windows = data.get("charts", {}).get("windows", {})
+    for metric, ylabel, caption in (
+        ("p95_ms", "p95 ms (10-second windows)", "p95 of every request, per 10-second window"),
+        ("rps", "requests per second", "Requests per second, per 10-second window"),
+    ):
+        series = windows.get(metric, {})
+        if not series.get("baseline") or not series.get("run"):
+            out[f"vs-{metric}"] = (None, f"{caption}: no windows in one of the runs.")
+            continue
+
+        def draw(ax: Any, series: dict[str, Any] = series, ylabel: str = ylabel) -> None:
+            for name, style, label in (
+                ("baseline", "s--", f"baseline {base_id}"),
+                ("run", "o-", f"this run {run_id}"),
+            ):
+                points = series[name]
+                ax.plot([e / 60 for e, _ in points], [v for _, v in points], style, label=label)
+            ax.set_ylabel(ylabel)
+            ax.set_ylim(bottom=0)
+            ax.legend(loc="upper left")
+
+        out[f"vs-{metric}"] = (_png(draw), f"{caption}: the baseline and this run, side by side.")
+    groups = data.get("charts", {}).get("groups", {}).get("p95_ms", {})
+    names = sorted(
+        n
+        for n in set(groups.get("baseline", {})) & set(groups.get("run", {}))
+        if groups["baseline"][n] > 0 and groups["run"][n] > 0
+    )
+    if names:
+
+        def bars(ax: Any) -> None:
+            rows = range(len(names))
+            ax.barh(
+                [r + 0.2 for r in rows],
+                [groups["baseline"][n] for n in names],
+                0.4,
+                label=f"baseline {base_id}",
+            )
+            ax.barh(
+                [r - 0.2 for r in rows], [groups["run"][n] for n in names], 0.4, label=f"this run {run_id}"
+            )
+            ax.set_xscale("log")  # one slow flow (time to rendition) must not flatten every other bar
+            ax.set_yticks(list(rows), names, fontsize=8)
+            ax.invert_yaxis()
+            ax.legend(loc="lower right")
+
+        out["vs-groups"] = (
+            _png(bars, xlabel="p95 ms of the whole run", size=(9, 0.35 * len(names) + 1.2)),
+            "p95 of each request group over the whole run: the baseline and this run.",
+        )
+    else:
+        out["vs-groups"] = (None, "No request group is in both runs.")
+    return out
+
+
 # --- sections -------------------------------------------------------------------------------------
 def _banner(review: Review) -> str:
     verdicts = review.verdicts
@@ -191,6 +256,57 @@ def _banner(review: Review) -> str:
             f"{esc('; '.join(v['label'] for v in failed))}</p>"
         )
     return f'<p class="banner ok" id="verdict">Every gate held ({len(verdicts)} thresholds of profile {esc(review.summary.get("profile"))}).</p>'
+
+
+def _regression_banner(data: dict[str, Any] | None) -> str:
+    if data is None:
+        return '<p class="banner warn" id="regression">Regression gate: this run was not compared with a baseline.</p>'
+    if data.get("error"):
+        return f'<p class="banner bad" id="regression">Regression gate: could not compare: {esc(data["error"])}</p>'
+    css = "ok" if data["passed"] and data["comparable"] else "bad" if not data["passed"] else "warn"
+    regressed = [v["label"] for v in data["verdicts"] if v["verdict"] == "regressed"]
+    detail = f": {esc('; '.join(regressed))}" if regressed else ""
+    return f'<p class="banner {css}" id="regression">Regression gate: {esc(data["headline"])}{detail}</p>'
+
+
+def _regression(data: dict[str, Any] | None) -> str:
+    if data is None or data.get("error") or not data.get("comparable"):
+        why = "" if data is None else data.get("error") or data.get("reason", "")
+        return f'<p id="vs-baseline">Not compared{": " + esc(why) if why else ""}.</p>'
+    base = data["baseline"]
+    figures = []
+    for chart_id, (png, caption) in regression_charts(data).items():
+        if png:
+            figures.append(
+                f'<figure id="chart-{chart_id}"><img alt="{esc(caption)}" src="data:image/png;base64,{png}">'
+                f"<figcaption>{esc(caption)}</figcaption></figure>"
+            )
+        else:
+            figures.append(f'<figure id="chart-{chart_id}" class="missing"><p>{esc(caption)}</p></figure>')
+    order = {"regressed": 0, "improved": 1, "same": 2}
+    judged = sorted((v for v in data["verdicts"] if v["verdict"] in order), key=lambda v: order[v["verdict"]])
+    unjudged = [v for v in data["verdicts"] if v["verdict"] not in order]
+
+    def rows(verdicts: list[dict[str, Any]]) -> str:
+        return "".join(
+            f'<tr class="{"fail" if v["verdict"] == "regressed" else ""}"><td>{esc(v["label"])}</td>'
+            f"<td>{esc(v['verdict'])}</td><td>{esc(v['explanation'])}</td></tr>"
+            for v in verdicts
+        )
+
+    head = "<tr><th>metric</th><th>verdict</th><th>baseline -> this run, and what a change had to exceed</th></tr>"
+    return (
+        f'<div id="vs-baseline"><p>Baseline: run {esc(base["run_id"])} of {esc(base.get("started_at"))} against '
+        f"{esc(base.get('host'))}; the spread between runs from {len(data.get('history', []))} accepted run(s) "
+        f"({esc(', '.join(data.get('history', [])))}). A change counts only when it exceeds both its relative "
+        "bound (15% for latencies, 10% for throughput, 0.5 points of failures, 15% per request) and the noise "
+        "the runs show (3 standard errors from each run's windows, the sampling interval of a percentile, and "
+        "the range over the accepted runs).</p>"
+        f"{''.join(figures)}"
+        f'<table id="regression-verdicts">{head}{rows(judged)}</table>'
+        f"<details><summary>{len(unjudged)} metric(s) not judged (too few requests or windows)</summary>"
+        f"<table>{head}{rows(unjudged)}</table></details></div>"
+    )
 
 
 def _cards(review: Review) -> str:
@@ -363,8 +479,8 @@ def _data(review: Review) -> str:
     return f'<div id="data"><p>{esc(source)}</p><p>Missing:</p><ul>{missing}</ul></div>'
 
 
-def render(review: Review) -> str:
-    """The whole page as one HTML string."""
+def render(review: Review, regression: dict[str, Any] | None = None) -> str:
+    """The whole page as one HTML string; `regression` is what regression.json holds (or an `error`)."""
     s = review.summary
     figures = []
     for chart_id, (png, caption) in charts(review).items():
@@ -385,11 +501,14 @@ def render(review: Review) -> str:
 {esc(s.get("started_at"))} to {esc(s.get("finished_at"))} ({fmt(s.get("duration_s"), 0)} s, up to
 {esc(s.get("peak_users"))} users)</p>
 {_banner(review)}
+{_regression_banner(regression)}
 {_cards(review)}
 <h2>Recommended capacity</h2>
 {_recommendation(review)}
 <h2>Scale-out</h2>
 {_scale_out(review)}
+<h2>Against the baseline</h2>
+{_regression(regression)}
 <h2>Charts</h2>
 {"".join(figures)}
 <h2>Every threshold</h2>
@@ -441,6 +560,27 @@ def figures_json(review: Review) -> dict[str, Any]:
                     "monthly_usd": rec.monthly_usd,
                 },
                 "missing": review.missing,
+                # Per minute, for the regression gate's per-request figures (loadtests/regression/).
+                "measured_task": {
+                    "cpu_units": review.settings.measured_task.cpu_units,
+                    "memory_mib": review.settings.measured_task.memory_mib,
+                },
+                "minutes": [
+                    {
+                        "minute": m.minute,
+                        "seconds": m.seconds,
+                        "full": m.full,
+                        "users": m.users,
+                        "api_requests": m.api_requests,
+                        "api_failures": m.api_failures,
+                        "tasks": m.tasks,
+                        "tasks_assumed": m.tasks_assumed,
+                        "cpu": m.cpu,
+                        "acu": m.acu,
+                        "alb_requests": m.alb_requests,
+                    }
+                    for m in review.minutes
+                ],
             }
         )
     )

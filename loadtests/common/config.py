@@ -40,6 +40,9 @@ class LoadTestConfig:
     run_id: str
     profile: str = "local"
     shape: str = "smoke"
+    target: str = "local"
+    """The environment the run targets (`local`, `staging`, ...): a baseline is only compared with runs of
+    the same target, profile and shape."""
     run_time_s: float | None = None
     peak_users: int | None = None
     run_dir: Path | None = None
@@ -73,6 +76,7 @@ class LoadTestConfig:
             run_id=run_id,
             profile=profile,
             shape=env.get("LOADTEST_SHAPE", "smoke"),
+            target=env.get("LOADTEST_TARGET") or "local",
             run_time_s=_float(env, "LOADTEST_RUN_TIME", 1.0) if run_time else None,
             peak_users=int(_float(env, "LOADTEST_PEAK_USERS", 1.0)) if users else None,
             run_dir=Path(env["LOADTEST_RUN_DIR"]) if env.get("LOADTEST_RUN_DIR") else None,

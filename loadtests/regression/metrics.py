@@ -233,11 +233,17 @@ def _float(text: str | None) -> float | None:
     return float(raw)
 
 
+_HISTORY_COLUMNS = ("Timestamp", "User Count", "Type", "Name", "Total Request Count", "Total Failure Count")
+
+
 def read_history(path: Path) -> dict[str, list[_Row]]:
     """Rows of the history CSV per scope, oldest first."""
     rows: dict[str, list[_Row]] = {}
     with path.open(newline="", encoding="utf-8") as handle:
-        for raw in csv.DictReader(handle):
+        reader = csv.DictReader(handle)
+        if not set(_HISTORY_COLUMNS) <= set(reader.fieldnames or []):
+            return {}  # not Locust's full history (e.g. a hand-made folder): no windows
+        for raw in reader:
             scope = OVERALL if raw["Name"] == OVERALL else f"{raw['Type']} {raw['Name']}".strip()
             rows.setdefault(scope, []).append(
                 _Row(
@@ -405,6 +411,8 @@ def extract(folder: Path) -> RunMetrics:
         if not start:
             start = min((r[0].timestamp for r in rows.values() if r), default=0)
         windows = history_windows(rows, start)
+        if not windows:
+            missing.append(f"{HISTORY_CSV} has no rows of Locust's full history: no windows")
     else:
         missing.append(f"{HISTORY_CSV}: no windows, so the run's own noise is unknown")
     distributions = read_distributions(folder / STATS_CSV) if (folder / STATS_CSV).is_file() else {}

@@ -28,7 +28,7 @@ def render_text(comparison: Comparison, *, limit: int = 12) -> str:
     if comparison.comparable and comparison.baseline is not None:
         base = comparison.baseline
         lines.append(
-            f"  baseline {base.run_id} ({base.started_at}, {base.host}); noise also from "
+            f"  baseline {base.run_id} ({base.started_at}, {base.host}); run-to-run spread from "
             f"{len(comparison.history)} accepted run(s): {', '.join(comparison.history)}"
         )
         for verdict in [*comparison.regressed, *comparison.improved][:limit]:
@@ -37,9 +37,9 @@ def render_text(comparison: Comparison, *, limit: int = 12) -> str:
         shown = len(comparison.regressed) + len(comparison.improved)
         if shown > limit:
             lines.append(f"  ... and {shown - limit} more (regression.json, capacity.html)")
-        overall = [v for v in comparison.verdicts if v.scope == OVERALL and v.verdict == SAME]
+        overall = [v for v in comparison.verdicts if v.scope == OVERALL and v.verdict in (SAME, NOT_JUDGED)]
         for verdict in overall:
-            lines.append(f"  {'same':<9} {verdict.explain()}")
+            lines.append(f"  {verdict.verdict:<9} {verdict.explain()}")
     return "\n".join(lines) + "\n"
 
 

@@ -101,7 +101,8 @@ def test_the_cli_builds_the_page_from_cloudwatch(
     for name, value in RESOURCES.items():
         monkeypatch.setenv(name, value)
     run = make_run(tmp_path / "run")
-    assert cli.main([str(run), "--endpoint-url", moto_endpoint, "--region", "us-west-2"]) == 0
+    baseline = ["--baseline-dir", str(tmp_path / "baseline")]
+    assert cli.main([str(run), "--endpoint-url", moto_endpoint, "--region", "us-west-2", *baseline]) == 0
     figures = json.loads((run / "capacity.json").read_text())
     assert figures["requests_per_task"] == 35.0
     assert figures["tasks_needed_target"] == 2 and figures["tasks_needed_peak"] == 6
@@ -119,7 +120,7 @@ def test_without_resource_names_cloudwatch_is_not_read_and_the_page_says_so(
     for name in RESOURCES:
         monkeypatch.delenv(name, raising=False)
     run = make_run(tmp_path / "run")
-    assert cli.main([str(run)]) == 0
+    assert cli.main([str(run), "--baseline-dir", str(tmp_path / "baseline")]) == 0
     html = (run / "capacity.html").read_text()
     assert "No CloudWatch data" in html and "a run against the local stack has none" in html
     assert 'id="chart-tasks" class="missing"' in html and 'id="chart-acu" class="missing"' in html

@@ -316,3 +316,60 @@ def test_the_junit_suite_is_replaced_not_repeated(tmp_path: Path) -> None:
     for _ in range(2):
         cli.main(["compare", str(folder), "--baseline-dir", str(tmp_path / "none")])
     assert len(ET.parse(folder / "junit.xml").getroot().findall(f"testsuite[@name='{report.SUITE}']")) == 1
+
+
+def minutes_of(cpu: list[float], acu: float = 1.0) -> list[dict[str, object]]:
+    """Whole minutes at one user level, 1800 API requests each on 2 tasks, at these CPU percentages."""
+    return [
+        {
+            "minute": 60 * i,
+            "seconds": 60,
+            "full": True,
+            "users": 10,
+            "api_requests": 1800,
+            "tasks": 2,
+            "tasks_assumed": False,
+            "cpu": c,
+            "acu": acu,
+        }
+        for i, c in enumerate(cpu)
+    ]
+
+
+def test_twice_the_cpu_per_request_regresses_and_the_rest_stays(tmp_path: Path) -> None:
+    base, busy = copy_run(RUN1, tmp_path / "base"), copy_run(RUN2, tmp_path / "busy")
+    (base / "capacity.json").write_text(json.dumps({"minutes": minutes_of([40, 42, 38, 41, 39])}))
+    (busy / "capacity.json").write_text(json.dumps({"minutes": minutes_of([80, 84, 76, 82, 78])}))
+    comparison = compare.compare(metrics.extract(busy), metrics.extract(base), [])
+    found = verdicts(comparison)
+    assert found[metrics.key(SERVICE, "cpu_ms_per_request")] == REGRESSED
+    assert found[metrics.key(SERVICE, "usd_per_million")] == SAME  # Fargate and ACUs cost the same
+    assert found[metrics.key(SERVICE, "requests_per_task")] == SAME
+    assert found[metrics.key(SERVICE, "acu_per_100_rps")] == SAME
+
+
+def test_the_capacity_page_shows_the_verdict_beside_the_baseline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loadtests.capacity import cli as capacity
+
+    root = tmp_path / "baseline"
+    assert cli.main(["accept", str(copy_run(RUN1, tmp_path / "run1")), "--baseline-dir", str(root)]) == 0
+    slow = scaled(RUN2, tmp_path, 3)
+    assert capacity.main([str(slow), "--baseline-dir", str(root), "--assume-tasks", "1"]) == 0
+    assert "vs baseline: REGRESSED against baseline 261204-144816-e7" in capsys.readouterr().out
+    html = (slow / "capacity.html").read_text()
+    assert '<p class="banner bad" id="regression">Regression gate: REGRESSED against baseline' in html
+    assert html.index('id="regression"') < html.index('id="headline"')  # the verdict is at the top
+    for chart in ("vs-p95_ms", "vs-rps", "vs-groups"):
+        assert f'<figure id="chart-{chart}"><img' in html, chart
+    assert '<tr class="fail"><td>Aggregated: p95</td><td>regressed</td>' in html
+    figures = json.loads((slow / "capacity.json").read_text())
+    assert [m["full"] for m in figures["minutes"]] == [False, True, False]  # 90 s over three minutes
+    assert figures["minutes"][1]["tasks_assumed"] is True
+    assert report.read(slow) is not None
+
+    same = copy_run(RUN2, tmp_path / "run2")
+    assert capacity.main([str(same), "--baseline-dir", str(root)]) == 0
+    html = (same / "capacity.html").read_text()
+    assert '<p class="banner ok" id="regression">Regression gate: no regression against baseline' in html

@@ -49,6 +49,8 @@ def run_loadtest(
                 str(reports),
                 "--ledger-dir",
                 str(tmp_path / "ledgers"),
+                "--baseline-dir",
+                str(tmp_path / "baseline"),
                 "--grace",
                 "60",
                 *extra,
@@ -105,9 +107,11 @@ def test_a_smoke_run_with_two_worker_processes_passes_and_leaves_a_full_report(
     ):
         assert groups[name]["requests"] >= 1, name
     assert summary["aggregated"]["failures"] == 0
-    assert (
-        len(list(ET.parse(run_dir / "junit.xml").getroot().iter("testcase"))) == summary["thresholds_total"]
-    )
+    [suite] = ET.parse(run_dir / "junit.xml").getroot().findall("testsuite[@name='loadtest.local']")
+    assert len(suite.findall("testcase")) == summary["thresholds_total"]
+    # The regression gate ran, and said that a first run has nothing to compare with.
+    assert "vs baseline: no comparable baseline: nothing accepted yet for target local" in console
+    assert load(run_dir, "regression.json")["passed"] is True and summary["target"] == "local"
     # minutes.csv counts every request once, although two worker processes made them.
     minutes = read_csv(run_dir / "minutes.csv")
     assert sum(r.requests for r in minutes if r.group == "All") == summary["aggregated"]["requests"]
