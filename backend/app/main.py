@@ -21,6 +21,7 @@ from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimit, RequestContextMiddleware
 from app.local_site import install_local_site
 from app.services.feed_cache import FeedCache, FeedVersionReader
+from app.services.feeds import Cards
 from app.services.media_urls import MediaUrlBuilder
 from app.services.sessions import RevocationList
 from app.services.storage import ImageStorage, make_s3_client
@@ -56,7 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.storage = ImageStorage(make_s3_client(settings), settings)
         reader = FeedVersionReader(engine, timeout=settings.DB_POOL_TIMEOUT)
-        app.state.feed_cache = cache = FeedCache(reader, max_entries=settings.FEED_CACHE_ENTRIES)
+        app.state.feed_cache = cache = FeedCache(
+            reader,
+            engine,
+            Cards(urls),
+            max_entries=settings.FEED_CACHE_ENTRIES,
+            member_bytes=settings.FEED_CACHE_MEMBER_BYTES,
+        )
         app.state.revocations = RevocationList(engine)
         stats = asyncio.get_running_loop().create_task(cache.log_stats_every(60), name="feed-cache-stats")
         log.info(

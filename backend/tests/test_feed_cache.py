@@ -7,6 +7,7 @@ another API task would) and asserts the very next request sees the change.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from app.crud import images as image_rows
 from app.main import create_app
 from app.models import FeedPage, ImageState, User
 from app.services import feeds
-from app.services.feed_cache import FeedCache, FeedVersionReader
+from app.services.feed_cache import Change, FeedCache, FeedVersionReader
 
 from .conftest import MakeImage, MakeUser, driver_queries
 
@@ -330,8 +331,15 @@ async def test_a_page_is_byte_for_byte_what_the_feed_page_model_writes(
     await make_image(owner, public=False, state="ready", created_at=base)
     await make_image(owner, created_at=base + timedelta(microseconds=123456))
     await make_image(owner, created_at=base + timedelta(seconds=1))
+    cards = feeds.Cards(app.state.urls)
     async with app.state.engine.connect() as connection, reading(connection) as driver:
-        body = await feeds.page_json(driver, app.state.urls, viewer_id=owner.id, limit=2)
+        body = await feeds.page_json(
+            driver,
+            cards,
+            viewer_id=owner.id,
+            paging=feeds.Paging(limit=2),
+            url_window=app.state.urls.expiry(),
+        )
     page = FeedPage.model_validate_json(body)
     assert page.count == 2 and page.next_cursor
     assert page.model_dump_json().encode() == body
@@ -377,3 +385,291 @@ async def test_the_cache_reports_its_counters_in_the_logs(
     lines = [r for r in caplog.records if r.getMessage() == "feed cache"]
     assert len(lines) == 1, "one line while nothing changes"
     assert lines[0].__dict__["hits"] == after["hits"]
+
+
+# --- what each kind of change moves (app/services/feed_cache.py: parts, audiences, time intervals) ------
+BY_USER = "/api/v1/feed/by_user/{}"
+Page = tuple[str, dict[str, str], dict[str, Any]]
+
+
+async def _read(app: FastAPI, client: httpx.AsyncClient, page: Page) -> tuple[bytes, int]:
+    """(the page, how many queries of `images` answering it cost)."""
+    path, headers, params = page
+    with driver_queries(app) as sent:
+        response = await client.get(path, headers=headers, params=params)
+        await asyncio.sleep(0.02)  # query loggers are called soon after each statement
+    assert response.status_code == 200, response.text
+    return response.content, len([s for s in sent if "FROM images" in s])
+
+
+def _page_ids(body: bytes) -> list[str]:
+    return [item["id"] for item in json.loads(body)["results"]]
+
+
+async def _warm(app: FastAPI, client: httpx.AsyncClient, pages: dict[str, Page]) -> dict[str, bytes]:
+    seen = {}
+    for name, page in pages.items():
+        seen[name], _ = await _read(app, client, page)
+        assert await _read(app, client, page) == (seen[name], 0), f"{name} is not cached"
+    return seen
+
+
+async def _moved(
+    app: FastAPI, client: httpx.AsyncClient, pages: dict[str, Page], before: dict[str, bytes]
+) -> dict[str, list[str]]:
+    """The pages that changed since `before`, with their ids; every other page must have been answered
+    from the cache (a part the change did not touch is not made again)."""
+    out = {}
+    for name, page in pages.items():
+        body, queries = await _read(app, client, page)
+        if body != before[name]:
+            out[name] = _page_ids(body)
+        else:
+            assert queries == 0, f"{name} was made again, yet the change does not touch it"
+    return out
+
+
+@pytest.fixture
+async def feed_world(
+    client: httpx.AsyncClient, make_user: MakeUser, make_image: MakeImage, auth: Auth
+) -> dict[str, Any]:
+    """Alice and Bob post in turn, a minute apart (8 public posts); Carol has one old private post. Pages
+    of 3: the head page of `latest` (anonymous and Carol's), its second page, and each author's page."""
+    alice, bob, carol = await make_user("alice"), await make_user("bob"), await make_user("carol")
+    base = datetime(2026, 2, 1, tzinfo=UTC)
+    posts = [
+        await make_image(alice if i % 2 else bob, created_at=base + timedelta(minutes=i)) for i in range(8)
+    ]
+    await make_image(carol, public=False, created_at=base - timedelta(days=1))
+    cursor = (await client.get(LATEST, params={"limit": 3})).json()["next_cursor"]
+    pages: dict[str, Page] = {
+        "head": (LATEST, {}, {"limit": 3}),
+        "head, carol": (LATEST, auth(carol), {"limit": 3}),
+        "head, alice": (LATEST, auth(alice), {"limit": 3}),
+        "page 2": (LATEST, {}, {"limit": 3, "cursor": cursor}),
+        "alice": (BY_USER.format(alice.id), {}, {"limit": 3}),
+        "alice, own": (BY_USER.format(alice.id), auth(alice), {"limit": 3}),
+        "bob": (BY_USER.format(bob.id), {}, {"limit": 3}),
+        "bob, own": (BY_USER.format(bob.id), auth(bob), {"limit": 3}),
+    }
+    return {"alice": alice, "bob": bob, "carol": carol, "posts": posts, "base": base, "pages": pages}
+
+
+async def test_a_new_public_post_moves_the_head_pages_of_latest_and_of_its_author(
+    app: FastAPI, client: httpx.AsyncClient, make_image: MakeImage, feed_world: dict[str, Any]
+) -> None:
+    w = feed_world
+    seen = await _warm(app, client, w["pages"])
+    new = await make_image(w["alice"], created_at=w["base"] + timedelta(hours=1))
+    moved = await _moved(app, client, w["pages"], seen)
+    assert set(moved) == {"head", "head, carol", "head, alice", "alice", "alice, own"}
+    assert all(ids[0] == str(new.id) for ids in moved.values())
+
+
+async def test_a_new_private_post_moves_only_its_owners_pages(
+    app: FastAPI, client: httpx.AsyncClient, make_image: MakeImage, feed_world: dict[str, Any]
+) -> None:
+    w = feed_world
+    seen = await _warm(app, client, w["pages"])
+    new = await make_image(w["alice"], public=False, created_at=w["base"] + timedelta(hours=1))
+    moved = await _moved(app, client, w["pages"], seen)
+    assert set(moved) == {"head, alice", "alice, own"}
+    assert all(ids[0] == str(new.id) for ids in moved.values())
+
+
+async def test_a_change_to_an_older_post_leaves_the_newer_pages_alone(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, feed_world: dict[str, Any]
+) -> None:
+    """The second page of `latest` shows posts 4, 3 and 2 (Bob's 4 and 2, Alice's 3); the head page read
+    down to post 4 (its extra row), so a change to post 2 or older cannot change it."""
+    w = feed_world
+    seen = await _warm(app, client, w["pages"])
+    oldest_shown = w["posts"][2]
+    assert _page_ids(seen["page 2"])[-1] == str(oldest_shown.id)
+    await db.execute(sa.text("UPDATE images SET state = 'ready' WHERE id = :id"), {"id": oldest_shown.id})
+    await db.commit()
+    moved = await _moved(app, client, w["pages"], seen)
+    assert set(moved) == {"page 2", "bob", "bob, own"}  # Bob's pages of 3 show posts 6, 4 and 2
+    assert moved["page 2"] == _page_ids(seen["page 2"])  # the same posts, one of them now `ready`
+
+
+async def test_a_delete_moves_the_pages_that_held_it(
+    app: FastAPI, client: httpx.AsyncClient, feed_world: dict[str, Any], auth: Auth
+) -> None:
+    w = feed_world
+    seen = await _warm(app, client, w["pages"])
+    newest = w["posts"][7]  # Alice's
+    deleted = await client.delete(f"/api/v1/images/{newest.id}", headers=auth(w["alice"]))
+    assert deleted.status_code == 200, deleted.text
+    moved = await _moved(app, client, w["pages"], seen)
+    assert set(moved) == {"head", "head, carol", "head, alice", "alice", "alice, own"}
+    assert moved["head"] == _page_ids(seen["head"])[1:] + _page_ids(seen["page 2"])[:1]
+    assert all(str(newest.id) not in ids for ids in moved.values())
+
+
+async def test_a_privacy_change_moves_the_pages_of_both_audiences(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, feed_world: dict[str, Any]
+) -> None:
+    w = feed_world
+    seen = await _warm(app, client, w["pages"])
+    newest = w["posts"][7]  # Alice's
+    await db.execute(sa.text("UPDATE images SET public = false WHERE id = :id"), {"id": newest.id})
+    await db.commit()
+    moved = await _moved(app, client, w["pages"], seen)
+    assert set(moved) == {"head", "head, carol", "head, alice", "alice", "alice, own"}
+    assert str(newest.id) not in moved["head"] + moved["head, carol"] + moved["alice"]
+    assert moved["head, alice"] == _page_ids(seen["head, alice"])  # hers to see, now private
+    assert moved["alice, own"][0] == str(newest.id)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE users SET username = 'renamed_' || substr(md5(random()::text), 1, 8) WHERE id = :id",
+        "UPDATE users SET is_active = false WHERE id = :id",
+    ],
+    ids=["rename", "deactivate"],
+)
+async def test_a_renamed_or_deactivated_member_moves_every_page(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, feed_world: dict[str, Any], statement: str
+) -> None:
+    w = feed_world
+    await _warm(app, client, w["pages"])
+    cleared, misses = _cache(app).cleared, _cache(app).misses
+    await db.execute(sa.text(statement), {"id": w["carol"].id})
+    await db.commit()
+    pages = {name: page for name, page in w["pages"].items() if name != "head, carol"}
+    for name, page in pages.items():
+        assert (await _read(app, client, page))[1] >= (0 if "," in name else 1), name
+    assert _cache(app).cleared == cleared + 1
+    assert _cache(app).misses == misses + len(pages)
+
+
+async def test_changes_pruned_before_they_were_read_drop_everything(
+    app: FastAPI, client: httpx.AsyncClient, make_user: MakeUser, make_image: MakeImage
+) -> None:
+    owner = await make_user()
+    await make_image(owner)
+    await _ids(client)
+    page: Page = (LATEST, {}, {})
+    assert (await _read(app, client, page))[1] == 0
+    reader = _cache(app).reader
+    assert reader.vector is not None
+    # As if this process had last read versions whose changes the triggers have pruned since.
+    reader.vector = tuple(v - 5000 for v in reader.vector)
+    cleared = _cache(app).cleared
+    assert (await _read(app, client, page))[1] == 1
+    assert _cache(app).cleared == cleared + 1
+
+
+async def test_a_part_made_across_a_change_it_may_predate_is_not_kept(
+    app: FastAPI, make_user: MakeUser, make_image: MakeImage
+) -> None:
+    """A change applied while a part is made may be newer than the part's rows: the part answers the
+    requests that were waiting for it (they were sent before that change), but is not kept."""
+    owner = await make_user()
+    post = await make_image(owner)
+    cache = _cache(app)
+    before = post.created_at + timedelta(days=1)
+    request = feeds.FeedRequest(None, feeds.Paging(limit=5, before=before))
+    await cache.snapshot()
+    for change, kept in (
+        (Change(uuid.uuid4(), False, post.created_at), True),  # someone's private post: not this part
+        (Change(owner.id, True, before + timedelta(seconds=1)), True),  # public, but outside its slice
+        (Change(owner.id, True, post.created_at), False),
+        (Change(None, None, None), False),
+    ):
+        cache._apply([])  # a fresh epoch; nothing cached is touched
+        cache._shared.clear()
+        release = asyncio.Event()
+        make_base = cache._make_base
+
+        async def slow(plan: Any, make: Any = make_base, release: asyncio.Event = release) -> Any:
+            await release.wait()
+            return await make(plan)
+
+        cache._make_base = slow
+        try:
+            making = asyncio.create_task(cache.page(None, request, 0))
+            await asyncio.sleep(0.01)
+            cache._apply([change])
+            release.set()
+            body = await making
+        finally:
+            del cache._make_base
+        assert json.loads(body)["results"][0]["id"] == str(post.id)
+        assert (cache.cached_page(None, request, 0) is not None) == kept, change
+
+
+async def test_every_feed_route_has_its_fast_path(
+    app: FastAPI, client: httpx.AsyncClient, make_user: MakeUser, make_image: MakeImage, auth: Auth
+) -> None:
+    """The fast path finds the feed routes among the router's routes: every route that answers a
+    `FeedPage` is among them, and a page it answered once is answered again without routing."""
+    from fastapi.routing import iter_route_contexts
+
+    from app.api.routes.feed import CachedFeedPages, feed_routes
+
+    member = await make_user()
+    await make_image(member)
+    feed_pages = {
+        str(route.path)
+        for route in iter_route_contexts(app.router.routes)
+        if getattr(route, "response_model", None) is FeedPage
+    }
+    assert {route.path for route, _ in feed_routes(app)} == feed_pages
+    assert len(feed_pages) == 2
+
+    async def no_routing(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError(f"routed: {scope['path']}")
+
+    fast_path = CachedFeedPages(no_routing)
+    for template in sorted(feed_pages):
+        path = template.replace("{creator}", str(member.id))
+        # odd but valid spacing and case: the routes and the fast path read the header alike
+        for headers in ({}, {"Authorization": "bearer  " + auth(member)["Authorization"].split()[1] + " "}):
+            routed = await client.get(path, headers=headers, params={"limit": 7})
+            assert routed.status_code == 200, routed.text
+            sent: list[dict[str, Any]] = []
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: dict[str, Any], sink: list[dict[str, Any]] = sent) -> None:
+                sink.append(message)
+
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "path": path,
+                "raw_path": path.encode(),
+                "root_path": "",
+                "query_string": b"limit=7",
+                "headers": [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()],
+                "app": app,
+            }
+            await fast_path(scope, receive, send)
+            assert sent[0]["status"] == 200 and sent[1]["body"] == routed.content
+
+
+async def test_members_parts_stay_within_their_budget(
+    settings: Settings, make_user: MakeUser, make_image: MakeImage, auth: Auth
+) -> None:
+    members = [await make_user() for _ in range(12)]
+    for member in members:  # each with a private post among the newest: every page is merged
+        await make_image(member, public=False)
+        await make_image(member)
+    budget = 6000
+    application = create_app(settings.model_copy(update={"FEED_CACHE_MEMBER_BYTES": budget}))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            for _ in range(2):
+                for member in members:
+                    response = await http.get(LATEST, headers=auth(member))
+                    assert response.status_code == 200
+                    ids = [item["id"] for item in response.json()["results"]]
+                    assert len(ids) == 13  # 12 public posts and their own private one
+            stats = _cache(application).stats()
+    assert 0 < stats["member_bytes"] <= budget
+    assert stats["member_entries"] < 2 * len(members)  # some were evicted

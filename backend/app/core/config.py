@@ -64,9 +64,11 @@ class Settings(BaseSettings):
     # the connection is given up for dead (the server would have cancelled it by then).
     DB_CONNECT_TIMEOUT: float = Field(default=3.0, gt=0, le=60)
     DB_STATEMENT_TIMEOUT_MS: int = Field(default=10_000, ge=0)
-    # Feed pages kept per worker process, checked against the database's feed version on every request
-    # (README, "The feed cache"); 0 turns the cache off. The check keeps one of the pool's connections.
+    # Shared feed parts (public and creator slices) kept per worker process, checked against the
+    # database's feed versions on every request (README, "The feed cache"); 0 turns the cache off. The
+    # check keeps one of the pool's connections. Members' own parts are bounded in bytes.
     FEED_CACHE_ENTRIES: int = Field(default=512, ge=0, le=100_000)
+    FEED_CACHE_MEMBER_BYTES: int = Field(default=32 * 2**20, ge=0, le=2**34)
 
     # Images (docs/design.md "Images" and "URLs").
     PUBLIC_IMAGES_BUCKET: str = "yoctogram-public-images"

@@ -36,12 +36,15 @@ class FeedRow(ImageKeys):
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Which slice of a feed: strictly older than `cursor`, within (after, before), at most `limit`."""
+    """Which slice of a feed: strictly older than `cursor`, within (after, before), at most `limit`; with
+    `floor`, only rows created at or after it (the feed cache reads a member's private posts down to where
+    the public part of their page ends: app/services/feed_cache.py)."""
 
     limit: int
     cursor: tuple[datetime, uuid.UUID] | None = None
     before: datetime | None = None
     after: datetime | None = None
+    floor: datetime | None = None
 
 
 # Card columns that are not the image's own; every other FeedRow field is a column of `images`.
@@ -61,6 +64,7 @@ _CURSOR_CREATED_AT = sa.bindparam("feed_cursor_created_at", type_=sa.DateTime(ti
 _CURSOR_ID = sa.bindparam("feed_cursor_id", type_=sa.Uuid())
 _BEFORE = sa.bindparam("feed_before", type_=sa.DateTime(timezone=True))
 _AFTER = sa.bindparam("feed_after", type_=sa.DateTime(timezone=True))
+_FLOOR = sa.bindparam("feed_floor", type_=sa.DateTime(timezone=True))
 _VIEWER = sa.bindparam("feed_viewer_id", type_=sa.Uuid())
 _CREATOR = sa.bindparam("feed_creator_id", type_=sa.Uuid())
 
@@ -70,7 +74,9 @@ _CREATOR = sa.bindparam("feed_creator_id", type_=sa.Uuid())
 _VISIBLE: list[sa.ColumnElement[str]] = [sa.literal_column(f"'{state}'") for state in VISIBLE_STATES]
 
 
-def _branch(where: list[sa.ColumnElement[bool]], *, cursor: bool, before: bool, after: bool) -> sa.Select:
+def _branch(
+    where: list[sa.ColumnElement[bool]], *, cursor: bool, before: bool, after: bool, floor: bool = False
+) -> sa.Select:
     """One index-friendly, already ordered and limited select."""
     conditions = [col(Image.state).in_(_VISIBLE), *where]
     if cursor:
@@ -81,6 +87,8 @@ def _branch(where: list[sa.ColumnElement[bool]], *, cursor: bool, before: bool, 
         conditions.append(col(Image.created_at) < _BEFORE)
     if after:
         conditions.append(col(Image.created_at) > _AFTER)
+    if floor:
+        conditions.append(col(Image.created_at) >= _FLOOR)
     return (
         sa.select(*_COLUMNS)
         .join(User, col(User.id) == col(Image.owner_id))
@@ -96,30 +104,38 @@ class _Shape:
     cursor: bool
     before: bool
     after: bool
+    floor: bool = False
 
 
 @functools.cache
 def _feed_statement(shape: _Shape) -> sa.Select | sa.CompoundSelect:
-    """The statement of one feed shape (at most 4 kinds x 8 window shapes), with bind parameters."""
+    """The statement of one feed shape (5 kinds x 16 window shapes at most), with bind parameters."""
     public = col(Image.public) == sa.true()
-    window = {"cursor": shape.cursor, "before": shape.before, "after": shape.after}
+    window = {"cursor": shape.cursor, "before": shape.before, "after": shape.after, "floor": shape.floor}
     kind = shape.kind
+    mine_private = [col(Image.owner_id) == _VIEWER, col(Image.public) == sa.false()]
     if kind == "creator_public":
         return _branch([col(Image.owner_id) == _CREATOR, public], **window)
     if kind == "creator_own":
         return _branch([col(Image.owner_id) == _CREATOR], **window)
     if kind == "public":
         return _branch([public], **window)
-    mine_private = [col(Image.owner_id) == _VIEWER, col(Image.public) == sa.false()]
+    if kind == "private":
+        return _branch(mine_private, **window)
     union = sa.union_all(_branch([public], **window), _branch(mine_private, **window)).subquery()
     return sa.select(*union.c).order_by(union.c.created_at.desc(), union.c.id.desc()).limit(_LIMIT)
 
 
 def _shape_and_values(
-    *, viewer_id: uuid.UUID | None, window: Window, creator_id: uuid.UUID | None
+    *, viewer_id: uuid.UUID | None, window: Window, creator_id: uuid.UUID | None, private_only: bool = False
 ) -> tuple[_Shape, dict[str, object]]:
     values: dict[str, object] = {"feed_limit": window.limit}
-    if creator_id is not None:
+    if private_only:
+        if viewer_id is None or creator_id is not None:
+            raise ValueError("the private posts of one member: a viewer and no creator")
+        kind = "private"
+        values["feed_viewer_id"] = viewer_id
+    elif creator_id is not None:
         kind = "creator_own" if viewer_id == creator_id else "creator_public"
         values["feed_creator_id"] = creator_id
     elif viewer_id is None:
@@ -133,19 +149,34 @@ def _shape_and_values(
         values["feed_before"] = window.before
     if window.after is not None:
         values["feed_after"] = window.after
-    shape = _Shape(kind, window.cursor is not None, window.before is not None, window.after is not None)
+    if window.floor is not None:
+        values["feed_floor"] = window.floor
+    shape = _Shape(
+        kind,
+        window.cursor is not None,
+        window.before is not None,
+        window.after is not None,
+        window.floor is not None,
+    )
     return shape, values
 
 
 def feed_query(
-    *, viewer_id: uuid.UUID | None, window: Window, creator_id: uuid.UUID | None = None
+    *,
+    viewer_id: uuid.UUID | None,
+    window: Window,
+    creator_id: uuid.UUID | None = None,
+    private_only: bool = False,
 ) -> sa.Select | sa.CompoundSelect:
-    """The visible images, newest first: everyone's public ones plus the viewer's own private ones.
+    """The visible images, newest first: everyone's public ones plus the viewer's own private ones
+    (with `private_only`, only the viewer's private ones).
 
     The viewer's feed is a UNION ALL of two branches that each walk their own partial index in order,
     so a page costs two short index scans instead of a sort over every visible row.
     """
-    shape, values = _shape_and_values(viewer_id=viewer_id, window=window, creator_id=creator_id)
+    shape, values = _shape_and_values(
+        viewer_id=viewer_id, window=window, creator_id=creator_id, private_only=private_only
+    )
     return _feed_statement(shape).params(values)
 
 
@@ -155,7 +186,7 @@ _DIALECT = PGDialect_asyncpg()
 @functools.lru_cache(maxsize=1024)
 def _feed_sql(shape: _Shape, limit: int) -> tuple[str, tuple[str, ...]]:
     """The SQL asyncpg runs for one feed shape and page size, and the order of its parameters: compiled
-    once (32 shapes x 101 sizes at most; in practice a handful)."""
+    once (kept for 1,024 shapes x sizes; in practice a handful)."""
     statement = _feed_statement(shape)
     # Every bind needs a value to compile; only the literal one (the LIMIT) is rendered from it.
     values: dict[str, object] = {name: None for name in statement.compile().params}
@@ -171,17 +202,32 @@ class Fetcher(Protocol):
     async def fetch(self, query: str, *args: object) -> list[Any]: ...
 
 
-async def feed(
-    connection: Fetcher, *, viewer_id: uuid.UUID | None, window: Window, creator_id: uuid.UUID | None = None
-) -> list[FeedRow]:
-    """One page of rows on a driver connection: the SQL of the statement above, without the ORM.
+async def feed_records(
+    connection: Fetcher,
+    *,
+    viewer_id: uuid.UUID | None,
+    window: Window,
+    creator_id: uuid.UUID | None = None,
+    private_only: bool = False,
+) -> list[Any]:
+    """One page of rows on a driver connection, as asyncpg records of FeedRow's fields in its order: the
+    SQL of the statement above, without the ORM.
 
     The feed is the API's hottest read; run through the ORM session, the same query cost ~1 ms more CPU
     than through asyncpg (bench/README.md, "Changes made from the benchmark").
     """
-    shape, values = _shape_and_values(viewer_id=viewer_id, window=window, creator_id=creator_id)
+    shape, values = _shape_and_values(
+        viewer_id=viewer_id, window=window, creator_id=creator_id, private_only=private_only
+    )
     sql, names = _feed_sql(shape, window.limit)
-    records = await connection.fetch(sql, *(values[name] for name in names))
+    return await connection.fetch(sql, *(values[name] for name in names))
+
+
+async def feed(
+    connection: Fetcher, *, viewer_id: uuid.UUID | None, window: Window, creator_id: uuid.UUID | None = None
+) -> list[FeedRow]:
+    """`feed_records` as FeedRows."""
+    records = await feed_records(connection, viewer_id=viewer_id, window=window, creator_id=creator_id)
     return [FeedRow(*record) for record in records]
 
 

@@ -1,18 +1,18 @@
 """Feeds: everyone's public posts plus the caller's own private ones, newest first, keyset-paged.
 
-Pages come from the per-process feed cache when the database's feed version says nothing a feed shows
-has changed since they were made (app/services/feed_cache.py); otherwise from one query.
+Pages come from the per-process feed cache, built from cached parts that are dropped exactly when a
+change touches them (app/services/feed_cache.py); otherwise from the database.
 
-Two ways in, one cache key:
+Two ways in, one answer:
 
-* the routes below: FastAPI validates the parameters and the token, makes the page on a miss and
-  caches it (and documents the API);
-* `CachedFeedPages`, an ASGI layer in front of routing, answers a request whose page is already cached
-  without routing, dependency solving or validation: feeds are most of the API's traffic and those steps
-  cost more CPU than the rest of a cached answer (bench/README.md, "Changes made from the benchmark").
-  A page is only in the cache after the routes accepted exactly the same raw parameters (the key holds
-  the raw values) for the same caller, so the shortcut answers exactly what the routes would; anything
-  else (a miss, a bad token, an odd header) goes on to the routes.
+* the routes below: FastAPI validates the parameters and the token, answers, and remembers that this raw
+  request (route, raw path parameter, raw query string) is valid and what it asks for;
+* `CachedFeedPages`, an ASGI layer in front of routing, answers a request the routes already validated
+  (the same raw route, parameter and query string) without routing, dependency solving or validation:
+  feeds are most of the API's traffic and those steps cost more CPU than the rest of a cached answer
+  (bench/README.md, "Changes made from the benchmark"). It finds the feed routes among the router's own
+  routes and matches them as the router does, and reads the token as FastAPI's `HTTPBearer` does;
+  anything else (a request not validated yet, a bad token, an odd header, an error) goes on to the routes.
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Hashable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.routing import iter_route_contexts
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.datastructures import QueryParams
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import BearerCredentials, access_token_from
@@ -39,12 +41,9 @@ from app.crud import users
 from app.models import FeedPage
 from app.services import feeds
 from app.services.feed_cache import FeedCache, Snapshot
-from app.services.media_urls import MediaUrlBuilder
 from app.services.sessions import RevocationList
 
-PREFIX = "/api/v1/feed"
 router = APIRouter(prefix="/feed", tags=["feed"], responses={**TOKEN_OPTIONAL, **DATABASE_DOWN})
-PAGING_PARAMETERS = ("limit", "cursor", "before", "after")
 
 Limit = Annotated[int, Query(ge=1, le=feeds.MAX_LIMIT, description="Items per page")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
@@ -64,8 +63,8 @@ After = Annotated[IsoTime, Query(description="Only posts created after this ISO 
 
 
 @dataclass(frozen=True, slots=True)
-class Paging:
-    """The query parameters every feed takes."""
+class PagingParameters:
+    """The query parameters every feed takes, as validated."""
 
     limit: int
     cursor: str | None
@@ -75,50 +74,63 @@ class Paging:
 
 async def paging(
     limit: Limit = feeds.DEFAULT_LIMIT, cursor: Cursor = None, before: Before = None, after: After = None
-) -> Paging:
-    return Paging(limit=limit, cursor=cursor, before=before, after=after)
+) -> PagingParameters:
+    return PagingParameters(limit=limit, cursor=cursor, before=before, after=after)
 
 
-PagingDep = Annotated[Paging, Depends(paging)]
+PagingDep = Annotated[PagingParameters, Depends(paging)]
 
 
-def cache_key(viewer_id: uuid.UUID | None, creator: str | None, query: QueryParams) -> Hashable:
-    """The caller, the raw creator path segment and every raw value of each paging parameter (so two
-    requests share a key only if they are the same request to the routes, however FastAPI picks among
-    repeated values). A member's page holds their private posts: it is theirs alone."""
-    return (viewer_id, creator, tuple(tuple(query.getlist(name)) for name in PAGING_PARAMETERS))
+def raw_request(route: str, scope: Scope) -> Hashable:
+    """What identifies a request to a feed route before validation: the route, its raw path parameter and
+    the raw query string (so two requests share it only if the routes would read them the same way)."""
+    return (route, scope.get("path_params", {}).get("creator"), scope.get("query_string", b""))
 
 
 async def _page_response(
     request: Request,
     credentials: BearerCredentials,
+    route: str,
     creator_id: uuid.UUID | None,
-    window: Paging,
+    window: PagingParameters,
 ) -> Response:
     state = request.app.state
+    # What CachedFeedPages ran into answering this very request (a 401 for a deactivated member, a 503):
+    # the same answer, without asking again.
+    failure: Exception | None = getattr(request.state, "feed_failure", None)
+    if failure is not None:
+        raise failure
     token = access_token_from(state.settings, request, credentials)
-    viewer_id = None if token is None else token.user_id
-    urls: MediaUrlBuilder = state.urls
+    feed = feeds.FeedRequest(
+        creator_id,
+        feeds.Paging.parse(
+            limit=window.limit, cursor=window.cursor, before=window.before, after=window.after
+        ),
+    )
     cache: FeedCache = state.feed_cache
-    # The versions CachedFeedPages read for this request on its miss, if it read them.
+    cache.remember_request(raw_request(route, request.scope), feed)
+    # The versions CachedFeedPages read for this request, if it read them.
     snapshot: Snapshot | None = getattr(request.state, "feed_snapshot", None)
-    if token is not None:
-        if snapshot is None:
-            snapshot = await cache.snapshot()
-        await _check_not_revoked(state.revocations, state.engine, token, snapshot)
-
-    async def make() -> bytes:
-        async with state.engine.connect() as connection, reading(connection) as driver:
-            if viewer_id is not None and not await users.is_active(driver, viewer_id):
-                raise Unauthorized(INVALID_TOKEN)  # deleted or deactivated since the token was issued
-            return await feeds.page_json(
-                driver, urls, viewer_id=viewer_id, creator_id=creator_id, **asdict(window)
-            )
-
-    key = cache_key(viewer_id, request.path_params.get("creator"), request.query_params)
-    version = None if snapshot is None else snapshot.feed
-    body = await cache.get_or_make(key, urls.expiry(), make, version=version)
+    body = await serve(state, token, feed, snapshot)
     return Response(body, media_type="application/json")
+
+
+async def serve(
+    state: Any, token: AccessToken | None, feed: feeds.FeedRequest, snapshot: Snapshot | None
+) -> bytes:
+    """The page for a caller whose token (if any) is valid: checked against revocations and the member's
+    state, from the cache when the versions can be read, else from the database."""
+    cache: FeedCache = state.feed_cache
+    versioned = token is not None or cache.enabled
+    if snapshot is None and versioned:
+        snapshot = await cache.snapshot()
+    if token is not None:
+        await _check_not_revoked(state.revocations, state.engine, token, snapshot)
+    viewer = None if token is None else token.user_id
+    url_window: int = state.urls.expiry()
+    if snapshot is None and versioned:
+        return await cache.from_database(viewer, feed, url_window)
+    return await cache.page(viewer, feed, url_window)
 
 
 async def _check_not_revoked(
@@ -138,29 +150,39 @@ async def _check_not_revoked(
 
 @router.get("/latest", response_model=FeedPage, openapi_extra=OPTIONAL_AUTH)
 async def latest(request: Request, credentials: BearerCredentials, window: PagingDep) -> Response:
-    return await _page_response(request, credentials, None, window)
+    return await _page_response(request, credentials, "latest", None, window)
 
 
 @router.get("/by_user/{creator}", response_model=FeedPage, openapi_extra=OPTIONAL_AUTH)
 async def by_user(
     creator: uuid.UUID, request: Request, credentials: BearerCredentials, window: PagingDep
 ) -> Response:
-    return await _page_response(request, credentials, creator, window)
+    return await _page_response(request, credentials, "by_user", creator, window)
 
 
-_BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9._~+/=-]+)$")
-_BY_USER = PREFIX + "/by_user/"
+FEED_ENDPOINTS = {latest: "latest", by_user: "by_user"}
+
+
+def feed_routes(app: FastAPI) -> list[tuple[Any, str]]:
+    """The router's routes to the feed endpoints (wherever they are mounted), with each one's name."""
+    return [
+        (route, FEED_ENDPOINTS[route.endpoint])
+        for route in iter_route_contexts(app.router.routes)
+        if route.endpoint in FEED_ENDPOINTS and "GET" in (route.methods or ())
+    ]
 
 
 class CachedFeedPages:
-    """ASGI layer in front of routing: answers GETs of feed pages that are cached (module docstring)."""
+    """ASGI layer in front of routing: answers GETs of feed requests the routes validated before (module
+    docstring)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._routes: list[tuple[Any, str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
-            body = await self._cached(scope)
+            body = await self._answer(scope)
             if body is not None:
                 await send(
                     {
@@ -176,42 +198,43 @@ class CachedFeedPages:
                 return
         await self.app(scope, receive, send)
 
-    async def _cached(self, scope: Scope) -> bytes | None:
-        path: str = scope["path"]
-        if path == PREFIX + "/latest":
-            creator = None
-        elif path.startswith(_BY_USER) and "/" not in path[len(_BY_USER) :] and len(path) > len(_BY_USER):
-            creator = path[len(_BY_USER) :]
-        else:
-            return None
+    def _match(self, scope: Scope) -> Hashable | None:
+        if self._routes is None:
+            self._routes = feed_routes(scope["app"])
+        for route, name in self._routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                return (name, child["path_params"].get("creator"), scope.get("query_string", b""))
+        return None
+
+    async def _answer(self, scope: Scope) -> bytes | None:
         state = scope["app"].state
         cache: FeedCache | None = getattr(state, "feed_cache", None)  # None before the lifespan ran
-        if cache is None or not cache.enabled:
+        if cache is None:
             return None
+        raw = self._match(scope)
+        feed = None if raw is None else cache.known_request(raw)
+        if feed is None:
+            return None  # not a feed request the routes have seen yet
         token = None
         for name, value in scope["headers"]:
-            if name == b"authorization":  # the first one, as the routes read it
-                match = _BEARER.match(value.decode("latin-1"))
-                if match is None:
+            if name == b"authorization":  # the first one, as HTTPBearer reads it
+                scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
+                if not (scheme and credentials) or scheme.lower() != "bearer":
                     return None  # the routes answer with the right error
                 try:
-                    token = decode_access_token(match.group(1), state.settings)
+                    token = decode_access_token(credentials, state.settings)
                 except InvalidToken:
                     return None
                 break
-        urls: MediaUrlBuilder = state.urls
-        key = cache_key(None if token is None else token.user_id, creator, QueryParams(scope["query_string"]))
-        body, snapshot = await cache.lookup(key, urls.expiry())
-        if body is None:
-            if snapshot is not None:  # the route makes the page: no second read
-                scope.setdefault("state", {})["feed_snapshot"] = snapshot
+        snapshot = None
+        if token is not None or cache.enabled:
+            snapshot = await cache.snapshot()
+            if snapshot is None:
+                return None  # the routes answer from the database
+            scope.setdefault("state", {})["feed_snapshot"] = snapshot  # no second read if they do
+        try:
+            return await serve(state, token, feed, snapshot)
+        except Exception as failure:  # the routes answer with it (a 401, a 503), as if they had met it
+            scope.setdefault("state", {})["feed_failure"] = failure
             return None
-        if token is not None and snapshot is not None:
-            revocations: RevocationList = state.revocations
-            try:
-                await revocations.catch_up(snapshot.revocations)
-            except Exception:  # the routes answer (a 503 if the database is gone)
-                return None
-            if revocations.is_revoked(token):
-                return None  # the routes answer 401
-        return body
