@@ -68,7 +68,7 @@ logs: ## Follow the logs of the local stack's services
 lint: $(STAMP) frontend ## ruff (lint + format check), mypy, and prettier (web client)
 	@echo "==> ruff check"; $(VENV)/bin/ruff check .
 	@echo "==> ruff format --check"; $(VENV)/bin/ruff format --check .
-	@echo "==> mypy"; $(VENV)/bin/mypy backend/app devstack compressor loadtests stages pipeline scripts
+	@echo "==> mypy"; $(VENV)/bin/mypy backend/app devstack compressor loadtests stages pipeline scripts yoctogram_common
 	@echo "==> prettier --check frontend"; cd frontend && npm run -s lint
 
 format: $(STAMP) ## Fix what ruff can fix and format the code

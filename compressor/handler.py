@@ -1,7 +1,7 @@
 """Lambda entry point of the compressor: S3 I/O around the pure image code of ``rendition``.
 
 ``handler(event, context)`` takes an S3 notification, an EventBridge ``Object Created`` event or an SQS batch
-of either (see ``s3events``) and, for every original named in it, writes the rendition next to it in the
+of either (see ``yoctogram_common.events``) and, for every original named in it, writes the rendition next to it in the
 same bucket, or a refusal marker for a file that is not a usable image. Keys outside ``{privacy}/originals/``
 (renditions, markers) are ignored, so the function never feeds on its own output.
 
@@ -19,6 +19,7 @@ local S3 endpoint. boto3 is imported only when a client is first needed, which k
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -26,12 +27,13 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-import jsonlog
-from imagekeys import OriginalKey
 from rendition import RejectedImage, Rendition, RenditionOptions, make_rendition
-from s3events import CreatedObject, normalize_etag, parse_event
+from yoctogram_common import jsonlog
+from yoctogram_common.events import CreatedObject, normalize_etag, parse_event
+from yoctogram_common.keys import ImageKey, parse_key
 
-logger = jsonlog.configure("compressor", os.environ.get("LOG_LEVEL", "INFO"))
+jsonlog.configure("compressor", "yoctogram_common", level=os.environ.get("LOG_LEVEL", "INFO"))
+logger = logging.getLogger("compressor")
 
 SOURCE_ETAG_METADATA = "source-etag"  # S3 user metadata (x-amz-meta-source-etag) on every output
 # Renditions never change once written (a new upload gets a new image id), so caches may keep them.
@@ -59,7 +61,7 @@ def handler(
     ``s3_client`` (a boto3 S3 client) and ``options`` replace the defaults built from the environment.
     Raises the first real fault after trying every object, so that the event is retried.
     """
-    token = jsonlog.request_id.set(getattr(context, "aws_request_id", None))
+    token = jsonlog.request_id.set(getattr(context, "aws_request_id", None) or jsonlog.NO_REQUEST)
     try:
         return process_event(event, s3_client=s3_client, options=options or current_options())
     finally:
@@ -122,8 +124,8 @@ def process_object(obj: CreatedObject, *, s3_client: Any = None, options: Rendit
     original's key), ``missing`` (the original is gone).
     """
     result: dict[str, Any] = {"bucket": obj.bucket, "key": obj.key}
-    original = OriginalKey.parse(obj.key)
-    if original is None:
+    original = parse_key(obj.key)
+    if original is None or original.kind != "original":
         logger.info("ignoring a key that is not an original", extra=result)
         return {**result, "outcome": "ignored"}
     client = s3_client if s3_client is not None else default_s3_client()
@@ -208,7 +210,7 @@ def _render(response: Mapping[str, Any], options: RenditionOptions) -> tuple[byt
 def _reject(
     client: Any,
     obj: CreatedObject,
-    original: OriginalKey,
+    original: ImageKey,
     rejected: RejectedImage,
     source_etag: str,
     result: Mapping[str, Any],
@@ -242,7 +244,7 @@ def _reject(
 
 
 def _store_rendition(
-    client: Any, bucket: str, key: str, original: OriginalKey, rendition: Rendition, source_etag: str
+    client: Any, bucket: str, key: str, original: ImageKey, rendition: Rendition, source_etag: str
 ) -> None:
     client.put_object(
         Bucket=bucket,
@@ -258,7 +260,7 @@ def _store_rendition(
     )
 
 
-def _quarantine(client: Any, bucket: str, original: OriginalKey, etag: str | None) -> bool:
+def _quarantine(client: Any, bucket: str, original: ImageKey, etag: str | None) -> bool:
     """Move the refused version ``etag`` of the original out of the served prefix (copy, then delete).
 
     The copy is conditional on the ETag, so a newer original POSTed meanwhile is left for its own event;

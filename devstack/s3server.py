@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.s3auth import POST_OBJECT_KEY, Credentials, S3Gateway
+from yoctogram_common import keys
 
 log = logging.getLogger("devstack.s3server")
 
@@ -48,7 +49,10 @@ ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-west-2"
 EVENT_QUEUE = "yoctogram-events"
 DEAD_LETTER_QUEUE = "yoctogram-events-dlq"
-PREFIXES = ("public/originals/", "public/renditions/", "private/originals/", "private/renditions/")
+PREFIXES = tuple(
+    keys.folder_prefix(privacy, folder) for privacy in keys.PRIVACIES for folder in keys.SERVED_FOLDERS
+)
+"""Where created objects are reported to the event queue (as the EventBridge rules do in AWS)."""
 
 
 @dataclass(frozen=True)

@@ -57,14 +57,21 @@ class YoctogramStage(cdk.Stage):
         cdk.Tags.of(self).add("environment", config.name)
 
         # One image for the migrations and the services, so the schema is migrated by the code that ships.
+        # backend/yoctogram_common links to the package the compressor shares: copied, not linked, into
+        # the build context (a link out of the context would not reach the Docker build).
         self.backend_image = ecs.ContainerImage.from_asset(
-            str(BACKEND_DIR), platform=ecr_assets.Platform.LINUX_ARM64, exclude=BACKEND_IMAGE_EXCLUDES
+            str(BACKEND_DIR),
+            platform=ecr_assets.Platform.LINUX_ARM64,
+            exclude=BACKEND_IMAGE_EXCLUDES,
+            follow_symlinks=cdk.SymlinkFollowMode.ALWAYS,
         )
 
         self.edge = EdgeStack(self, "Edge", config=config)
         self.network = NetworkStack(self, "Network", config=config)
         # Certificate validation is the slowest and likeliest first-deploy failure: let it gate the rest.
-        self.network.add_stack_dependency(self.edge, "the edge stack deploys first (docs/design.md: deploy order)")
+        self.network.add_stack_dependency(
+            self.edge, "the edge stack deploys first (docs/design.md: deploy order)"
+        )
         self.data = DataStack(
             self,
             "Data",

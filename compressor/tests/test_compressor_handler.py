@@ -16,29 +16,29 @@ from botocore.config import Config
 from PIL import Image
 
 import handler as compressor
-import jsonlog
 import sample_images
-from imagekeys import OriginalKey
 from rendition import ConfigError, RenditionOptions
+from yoctogram_common import jsonlog
+from yoctogram_common.keys import parse_key
 
 OPTIONS = RenditionOptions()
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def rendition_key(original_key: str, extension: str = "webp") -> str:
-    parsed = OriginalKey.parse(original_key)
+    parsed = parse_key(original_key)
     assert parsed is not None
     return parsed.rendition_key(extension)
 
 
 def marker_key(original_key: str) -> str:
-    parsed = OriginalKey.parse(original_key)
+    parsed = parse_key(original_key)
     assert parsed is not None
     return parsed.rejected_key
 
 
 def quarantine_key(original_key: str) -> str:
-    parsed = OriginalKey.parse(original_key)
+    parsed = parse_key(original_key)
     assert parsed is not None
     return parsed.quarantine_key
 
@@ -487,7 +487,7 @@ def test_refusals_are_logged_as_json_with_key_and_reason(s3, upload, make_event,
     run(make_event("s3_object_created.json", (key, etag)), s3, lambda_context)
 
     refusal = next(line for line in json_logs if line["message"] == "refused the original")
-    assert refusal["level"] == "WARNING" and refusal["service"] == "compressor"
+    assert refusal["level"] == "WARNING" and refusal["logger"] == "compressor"
     assert refusal["key"] == key and refusal["code"] == "too_many_pixels" and "pixels" in refusal["reason"]
     assert refusal["request_id"] == lambda_context.aws_request_id
     summary = next(line for line in json_logs if line["message"] == "event processed")
@@ -495,7 +495,8 @@ def test_refusals_are_logged_as_json_with_key_and_reason(s3, upload, make_event,
 
 
 def test_the_handler_logger_writes_json_lines_to_stdout(capsys):
-    logger = jsonlog.configure("compressor.test-stdout", "INFO")
+    jsonlog.configure("compressor.test-stdout", level="INFO")
+    logger = logging.getLogger("compressor.test-stdout")
     logger.handlers[0].setStream(sys.stdout)  # capsys replaced stdout after the handler was made
 
     logger.info("hello", extra={"key": "public/originals/x"})
@@ -554,4 +555,4 @@ def test_a_bad_setting_fails_the_invocation_loudly(monkeypatch, sample_event):
     with pytest.raises(ConfigError, match="WEBP_QUALITY"):
         compressor.handler(sample_event("s3_object_created.json"), None)
     with pytest.raises(ValueError, match="LOG_LEVEL"):
-        jsonlog.configure("compressor", "LOUD")
+        jsonlog.configure("compressor", level="LOUD")

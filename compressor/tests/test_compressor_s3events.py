@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from imagekeys import OriginalKey
-from s3events import CreatedObject, normalize_etag, parse_event
+from yoctogram_common.events import CreatedObject, normalize_etag, parse_event
+from yoctogram_common.keys import ImageKey, parse_key
 
 
 def test_s3_notification(sample_event):
@@ -126,13 +126,15 @@ def test_size_and_etag_are_optional(sample_event):
     ],
 )
 def test_only_original_keys_are_originals(key, expected):
-    parsed = OriginalKey.parse(key)
+    parsed = parse_key(key)
+    if parsed is not None and parsed.kind != "original":
+        parsed = None
 
     assert (None if parsed is None else (parsed.privacy, parsed.image_id)) == expected
 
 
 def test_output_keys():
-    original = OriginalKey("private", "3e8d1b52-6a4f-4c09-8e7d-1b2a3c4d5e6f")
+    original = ImageKey("private", "3e8d1b52-6a4f-4c09-8e7d-1b2a3c4d5e6f", "original")
 
     assert original.key == "private/originals/3e8d1b52-6a4f-4c09-8e7d-1b2a3c4d5e6f"
     assert original.rendition_key("webp") == "private/renditions/3e8d1b52-6a4f-4c09-8e7d-1b2a3c4d5e6f.webp"

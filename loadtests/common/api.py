@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from yoctogram_common import keys
+
 API = "/api/v1"
 
 
@@ -103,8 +105,9 @@ def check_image(response: ResponseLike, headers: Mapping[str, str] | None) -> st
 
 
 def is_rendition(uri: str, image_id: str) -> bool:
-    """True when the media URI points at the compressor's rendition of this image (docs/design.md keys)."""
-    return urlsplit(uri).path.endswith(f"/renditions/{image_id}.webp")
+    """True when the media URI points at the compressor's rendition of this image (its path is the key)."""
+    parsed = keys.parse_key(urlsplit(uri).path.lstrip("/"))
+    return parsed is not None and parsed.kind == "rendition" and parsed.image_id == image_id
 
 
 def absolute(url: str, host: str) -> str:

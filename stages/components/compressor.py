@@ -20,13 +20,14 @@ from constructs import Construct
 from stages import names
 from stages.components.image_access import grant_image_objects
 from stages.components.image_events import objects_created
-from stages.components.images_buckets import ORIGINALS, RENDITIONS
+from stages.components.images_buckets import ORIGINALS, QUARANTINE, RENDITIONS
 from stages.config import EnvironmentConfig
 
-QUARANTINE = "quarantine"
-"""`{privacy}/quarantine/{image_id}`: an original the compressor refused, moved out of `originals/`. No
-CloudFront behaviour serves it (the bucket policies grant CloudFront originals/ and renditions/ only) and
-no event rule matches it; it is kept for people to look at and deleted with its image."""
+# QUARANTINE (`{privacy}/quarantine/{image_id}`): an original the compressor refused, moved out of
+# `originals/`. No CloudFront behaviour serves it (the bucket policies grant CloudFront originals/ and
+# renditions/ only) and no event rule matches it; it is kept for people to look at and deleted with its
+# image.
+__all__ = ["QUARANTINE", "Compressor"]
 COMPRESSOR_DIR = Path(__file__).resolve().parents[2] / "compressor"
 # Never part of the image (on top of compressor/.dockerignore): the folder is hashed at synth, and tool
 # caches would only churn the hash and trigger a rebuild.
@@ -107,6 +108,7 @@ class Compressor(Construct):
                 str(COMPRESSOR_DIR),
                 platform=ecr_assets.Platform.LINUX_ARM64,
                 exclude=COMPRESSOR_IMAGE_EXCLUDES,
+                follow_symlinks=cdk.SymlinkFollowMode.ALWAYS,  # yoctogram_common, shared with the backend
             ),
             architecture=lambda_.Architecture.ARM_64,
             memory_size=settings.memory_mib,

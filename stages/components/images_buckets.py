@@ -10,12 +10,12 @@ from constructs import Construct
 
 from stages import names
 from stages.config import EnvironmentConfig
+from yoctogram_common.keys import ORIGINALS, PRIVACIES, QUARANTINE, RENDITIONS
 
-PRIVACIES = ("public", "private")
-ORIGINALS = "originals"
-"""`{privacy}/originals/{image_id}`: uploaded by browsers, never modified."""
-RENDITIONS = "renditions"
-"""`{privacy}/renditions/{image_id}.webp` (or `.jpg`) and `.rejected` markers: written by the compressor."""
+# The key layout is the one the backend and the compressor use (yoctogram_common.keys): originals/ uploaded
+# by browsers and never modified; renditions/ (`.webp`, `.jpg`, `.rejected` markers) written by the
+# compressor; quarantine/ for the originals it refused, never served.
+__all__ = ["ORIGINALS", "PRIVACIES", "QUARANTINE", "RENDITIONS"]
 
 
 def object_arn(bucket_name: str, privacy: str, folder: str, name: str = "*") -> str:

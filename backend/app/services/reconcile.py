@@ -35,7 +35,8 @@ from app.core.config import Settings
 from app.crud import images
 from app.models import Image, ImageState
 from app.services.images import DEFAULT_REJECTION
-from app.services.storage import RENDITION_EXTENSIONS, ImageStorage
+from app.services.storage import ImageStorage
+from yoctogram_common import keys
 
 log = logging.getLogger("app.reconcile")
 
@@ -83,12 +84,12 @@ async def _settle_from_outputs(
     session: AsyncSession, storage: ImageStorage, row: Image, report: ReconcileReport
 ) -> bool:
     """Move the row to `ready` or `rejected` if the compressor's output is there; True when it was."""
-    for ext in RENDITION_EXTENSIONS:
-        if await storage.exists(key=f"{row.privacy}/renditions/{row.id}.{ext}", public=row.public):
+    for ext in keys.RENDITION_EXTENSIONS:
+        if await storage.exists(key=keys.rendition_key(row.privacy, str(row.id), ext), public=row.public):
             if await images.move(session, row.id, ImageState.READY, rendition_ext=ext):
                 report.ready += 1
             return True
-    marker_key = f"{row.privacy}/renditions/{row.id}.rejected"
+    marker_key = keys.rejected_key(row.privacy, str(row.id))
     if await storage.exists(key=marker_key, public=row.public):
         marker = await storage.read_json(key=marker_key, public=row.public)
         reason = str((marker or {}).get("reason") or DEFAULT_REJECTION)[:500]

@@ -17,14 +17,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from app.core.config import Settings
 from app.core.errors import IMAGE_STORE_UNAVAILABLE, Unavailable
+from yoctogram_common import keys
 
 log = logging.getLogger("app.storage")
 
-RENDITION_EXTENSIONS = ("webp", "jpg")  # the compressor writes .webp (or .jpg with its JPEG fallback)
 DEFAULT_CONTENT_TYPE = "image/jpeg"
-QUARANTINE = (
-    "quarantine"  # `{privacy}/quarantine/{id}`: a refused original, never served (compressor/imagekeys.py)
-)
 
 
 def make_s3_client(settings: Settings) -> Any:
@@ -130,10 +127,7 @@ class ImageStorage:
     def keys_of(*, privacy: str, image_id: str) -> list[str]:
         """Every key one image may have: the original, each rendition, the refusal marker, and the original
         the compressor refused and moved to quarantine."""
-        keys = [f"{privacy}/originals/{image_id}", f"{privacy}/{QUARANTINE}/{image_id}"]
-        return keys + [
-            f"{privacy}/renditions/{image_id}.{ext}" for ext in (*RENDITION_EXTENSIONS, "rejected")
-        ]
+        return keys.every_key(privacy, image_id)
 
     async def delete_keys(self, *, public: bool, keys: list[str]) -> None:
         """Delete `keys` from one bucket, 1000 a request (S3's limit); missing keys are no error."""

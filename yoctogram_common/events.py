@@ -11,7 +11,9 @@ Accepted shapes (docs/design.md, "How the service learns what happened in S3"):
 * An SQS batch (``"eventSource": "aws:sqs"`` records) whose bodies hold either shape, as the local queue
   delivers them.
 
-Anything else (S3 test events, deletions, unknown shapes) yields no objects and is logged.
+Anything else (S3 test events, deletions) yields no objects and is logged. A message of no known shape
+yields none too, or, with `strict=True` (the event worker, which leaves such a message for the dead-letter
+queue), raises `UnknownEvent`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-logger = logging.getLogger("compressor.s3events")
+logger = logging.getLogger("yoctogram_common.events")
+
+
+class UnknownEvent(ValueError):
+    """A message of no shape this module knows (`parse_event(..., strict=True)`)."""
 
 
 @dataclass(frozen=True)
@@ -44,28 +50,31 @@ def normalize_etag(etag: object) -> str | None:
     return etag.strip('" ')
 
 
-def parse_event(event: object) -> list[CreatedObject]:
-    """Every created object named by ``event``, in event order."""
+def parse_event(event: object, *, strict: bool = False) -> list[CreatedObject]:
+    """Every created object named by ``event``, in event order; with ``strict``, ``UnknownEvent`` for a
+    message of no known shape instead of an empty list."""
     if not isinstance(event, Mapping):
-        logger.warning(
-            "ignoring an event that is not a JSON object", extra={"event_type": type(event).__name__}
-        )
-        return []
+        return _unknown(strict, "an event that is not a JSON object", event_type=type(event).__name__)
     if "Records" in event:
+        if not isinstance(event["Records"], list):
+            return _unknown(strict, "an event whose Records is not a list")
         return _parse_records(event["Records"])
-    if event.get("source") == "aws.s3" and "detail" in event:
-        return _parse_eventbridge(event)
+    if event.get("source") == "aws.s3" and isinstance(event.get("detail"), Mapping):
+        return _parse_eventbridge(event, strict)
     if event.get("Event") == "s3:TestEvent":
         logger.info("ignoring S3 test event", extra={"bucket": event.get("Bucket")})
         return []
-    logger.warning("ignoring an event of unknown shape", extra={"event_keys": sorted(map(str, event))[:10]})
+    return _unknown(strict, "an event of unknown shape", event_keys=sorted(map(str, event))[:10])
+
+
+def _unknown(strict: bool, what: str, **extra: object) -> list[CreatedObject]:
+    if strict:
+        raise UnknownEvent(what)
+    logger.warning(f"ignoring {what}", extra=extra)
     return []
 
 
-def _parse_records(records: object) -> list[CreatedObject]:
-    if not isinstance(records, list):
-        logger.warning("ignoring an event whose Records is not a list")
-        return []
+def _parse_records(records: list[object]) -> list[CreatedObject]:
     created: list[CreatedObject] = []
     for index, record in enumerate(records):
         if not isinstance(record, Mapping):
@@ -104,13 +113,15 @@ def _parse_s3_record(record: Mapping[str, Any], index: int) -> CreatedObject | N
         bucket = s3["bucket"]["name"]
         obj = s3["object"]
         key = unquote_plus(obj["key"])
+        if not isinstance(bucket, str):
+            raise TypeError(bucket)
     except (KeyError, TypeError):
         logger.warning("ignoring a malformed S3 record", extra={"record_index": index})
         return None
     return CreatedObject(bucket, key, normalize_etag(obj.get("eTag")), _size(obj.get("size")), "s3")
 
 
-def _parse_eventbridge(event: Mapping[str, Any]) -> list[CreatedObject]:
+def _parse_eventbridge(event: Mapping[str, Any], strict: bool) -> list[CreatedObject]:
     detail_type = event.get("detail-type")
     if detail_type != "Object Created":
         logger.info(
@@ -123,8 +134,9 @@ def _parse_eventbridge(event: Mapping[str, Any]) -> list[CreatedObject]:
         obj = detail["object"]
         key = obj["key"]
     except (KeyError, TypeError):
-        logger.warning("ignoring a malformed EventBridge event", extra={"event_id": event.get("id")})
-        return []
+        key = bucket = None
+    if not isinstance(bucket, str) or not isinstance(key, str):
+        return _unknown(strict, "a malformed EventBridge event", event_id=event.get("id"))
     return [
         CreatedObject(bucket, key, normalize_etag(obj.get("etag")), _size(obj.get("size")), "eventbridge")
     ]
