@@ -85,6 +85,101 @@ class CompressorSettings:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class WebDeployment:
+    """How a new revision of the web service takes over from the running one: ECS's own gradual deployments.
+
+    ECS starts the new revision beside the old one, registered in the other of the two target groups, and:
+
+    1. points the test listener at it and runs the smoke-check hook, while users still reach only the old
+       revision (a failed check, or a hold that outlasts `hook_timeout_minutes`, rolls it back);
+    2. shifts production traffic: `CANARY` sends it `shift_percent` for `step_bake_minutes`, then all of it;
+       `LINEAR` adds `shift_percent` every `step_bake_minutes` until it has all of it;
+    3. keeps the old revision running `bake_minutes` after the last shift, so a rollback is one weight change.
+
+    Throughout, the new revision's 5xx ratio or p95 over its limit (for `rollback_evaluation_minutes`, on
+    at least `rollback_min_requests_per_minute`) rolls it back. stages/runbooks/web-deployments.md says
+    how to watch, hold and stop one.
+    """
+
+    strategy: Literal["CANARY", "LINEAR"]
+    shift_percent: float
+    """CANARY: the canary's share of production traffic (0.1 to 100); LINEAR: each step's (3 to 100)."""
+    step_bake_minutes: int
+    """CANARY: how long the canary runs before the rest shifts; LINEAR: the wait between steps."""
+    bake_minutes: int
+    """How long the old revision keeps running after the new one has all traffic."""
+    rollback_5xx_percent: float
+    """The new revision's share of HTTP 5xx answers (per minute) that rolls it back."""
+    rollback_p95_seconds: float
+    """The new revision's p95 response time (per minute) that rolls it back."""
+    rollback_min_requests_per_minute: int
+    """Below this many requests a minute, the two alarms above do not judge (two errors in three requests
+    say nothing); the smoke-check hook and the health checks still do."""
+    rollback_evaluation_minutes: int
+    """Consecutive minutes over a limit before the deployment rolls back."""
+    hook_timeout_minutes: int
+    """How long the smoke-check hook (retries, and a hold) may keep the new revision waiting before ECS
+    rolls it back."""
+
+    @property
+    def production_shifts(self) -> int:
+        """The shifts whose step bake time CloudFormation counts: one for a canary; for linear steps, every
+        step but the one that reaches 100% (ECS's and CloudFormation's rule)."""
+        if self.strategy == "CANARY":
+            return 1
+        steps = 100 / self.shift_percent
+        return int(steps) - 1 if steps == int(steps) else int(steps)
+
+    @property
+    def longest_minutes(self) -> int:
+        """The configured waits of one deployment (before task start-up and hooks): CloudFormation refuses a
+        deployment whose waits exceed 33 hours."""
+        return self.bake_minutes + self.step_bake_minutes * self.production_shifts
+
+    def problems(self) -> list[str]:
+        """What ECS or CloudFormation would refuse, or what would let a bad revision through unjudged."""
+        found = []
+        if self.strategy not in ("CANARY", "LINEAR"):
+            found.append(f"strategy is CANARY or LINEAR, not {self.strategy!r}")
+        low = 0.1 if self.strategy == "CANARY" else 3.0
+        if (
+            not low <= self.shift_percent <= 100
+            or abs(self.shift_percent * 10 - round(self.shift_percent * 10)) > 1e-9
+        ):
+            found.append(
+                f"shift_percent of a {self.strategy} deployment is a multiple of 0.1 from {low} to 100"
+            )
+        for field_name in ("step_bake_minutes", "bake_minutes"):
+            if not 0 <= getattr(self, field_name) <= 1440:
+                found.append(f"{field_name} is 0 to 1440")
+        # An alarm needs its evaluation minutes of the new revision's traffic, plus about a minute for the
+        # load balancer's metrics to arrive, before it can fire: a shorter wait lets the next shift (or the
+        # end of the deployment) come before any alarm could have stopped it.
+        needed = self.rollback_evaluation_minutes + 1
+        if self.step_bake_minutes < needed or self.bake_minutes < needed:
+            found.append(
+                f"step_bake_minutes and bake_minutes must be at least rollback_evaluation_minutes + 1 "
+                f"({needed}), or the deployment moves on before an alarm could roll it back"
+            )
+        if self.longest_minutes > 33 * 60:
+            found.append(
+                f"bake_minutes + step_bake_minutes x {self.production_shifts} shifts = {self.longest_minutes} "
+                "minutes: CloudFormation refuses deployments that wait longer than 33 hours"
+            )
+        if not 0 < self.rollback_5xx_percent <= 100:
+            found.append("rollback_5xx_percent is above 0 and at most 100")
+        if self.rollback_p95_seconds <= 0:
+            found.append("rollback_p95_seconds is above 0")
+        if self.rollback_min_requests_per_minute < 1:
+            found.append("rollback_min_requests_per_minute is at least 1")
+        if not 1 <= self.rollback_evaluation_minutes <= 10:
+            found.append("rollback_evaluation_minutes is 1 to 10")
+        if not 1 <= self.hook_timeout_minutes <= 20160:
+            found.append("hook_timeout_minutes is 1 to 20160 (14 days)")
+        return found
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MediaSigningKey:
     """One key pair of the media signing key group: the public half here, the private half in a secret.
 
@@ -149,6 +244,8 @@ class EnvironmentConfig:
     """ALB requests per target per minute that autoscaling aims at."""
     web_concurrency: int
     """Uvicorn workers per task (`WEB_CONCURRENCY`)."""
+    web_deployment: WebDeployment
+    """How a new revision replaces the running one: strategy, shares, bake times, rollback limits."""
     load_balancer_idle_timeout_seconds: int = 60
     """How long the load balancer keeps an idle connection to a task. The API keeps idle connections
     open longer (`HTTP_KEEP_ALIVE_SECONDS`, this plus `KEEP_ALIVE_MARGIN_SECONDS`): a server that closes
@@ -279,6 +376,8 @@ class EnvironmentConfig:
                 f"{self.name}: active_media_signing_key {self.active_media_signing_key!r} is none of the "
                 f"media_signing_keys (their fingerprints: {', '.join(fingerprints)})"
             )
+        for problem in self.web_deployment.problems():
+            raise ValueError(f"{self.name}: web_deployment: {problem}")
         if self.compressor.reserved_concurrency is not None and self.compressor.reserved_concurrency < 1:
             raise ValueError(f"{self.name}: the compressor's reserved_concurrency is None or at least 1")
 
@@ -389,6 +488,20 @@ STAGING = EnvironmentConfig(
     scaling_cpu_target_percent=60,
     scaling_requests_per_target=1000,
     web_concurrency=2,
+    # Prod's strategy with short waits: every staging deploy runs the same machinery (test listener, smoke
+    # hook, canary, bake) minutes before prod runs it. Little traffic reaches staging while it deploys, so
+    # here the hook and the health checks do most of the judging.
+    web_deployment=WebDeployment(
+        strategy="CANARY",
+        shift_percent=10,
+        step_bake_minutes=3,
+        bake_minutes=3,
+        rollback_5xx_percent=5,
+        rollback_p95_seconds=1.5,
+        rollback_min_requests_per_minute=10,
+        rollback_evaluation_minutes=2,
+        hook_timeout_minutes=60,
+    ),
     db_pool_size=10,  # all kept open: overflow connections close on return and cost ~2 ms each to reopen
     db_max_overflow=0,
     worker_tasks=1,
@@ -464,6 +577,19 @@ PROD = EnvironmentConfig(
     scaling_cpu_target_percent=50,
     scaling_requests_per_target=1000,
     web_concurrency=2,  # one vCPU per task: two workers keep it busy without oversubscribing
+    # A tenth of the users meet a release for 15 minutes before everyone does; the old tasks stay 20 more
+    # minutes, so a rollback in that time is a weight change, not a start of tasks.
+    web_deployment=WebDeployment(
+        strategy="CANARY",
+        shift_percent=10,
+        step_bake_minutes=15,
+        bake_minutes=20,
+        rollback_5xx_percent=2,
+        rollback_p95_seconds=1.0,
+        rollback_min_requests_per_minute=20,
+        rollback_evaluation_minutes=3,
+        hook_timeout_minutes=240,
+    ),
     db_pool_size=10,  # all kept open: overflow connections close on return and cost ~2 ms each to reopen
     db_max_overflow=0,
     worker_tasks=2,

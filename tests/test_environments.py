@@ -34,6 +34,7 @@ def test_the_configs_differ_in_sizes_names_and_retention_only() -> None:
         "max_tasks",
         "scaling_cpu_target_percent",
         "web_concurrency",
+        "web_deployment",
         "db_pool_size",
         "db_max_overflow",
         "worker_tasks",
@@ -68,7 +69,10 @@ def normalized(stage: StageTemplates) -> dict[str, Any]:
     text = json.dumps(stage.raw)
     for unit in UNITS:
         for logical_id, resource in stage.raw[unit]["Resources"].items():
-            path = resource.get("Metadata", {}).get("aws:cdk:path", logical_id).replace(stage_id, "<stage>")
+            # The stage's id as a word: `Prod` in `ProductionRule` is part of another name.
+            path = re.sub(
+                rf"\b{stage_id}\b", "<stage>", resource.get("Metadata", {}).get("aws:cdk:path", logical_id)
+            )
             text = text.replace(f'"{logical_id}"', json.dumps(path))
     vpc_net = config.vpc_cidr.rsplit(".", 2)[0] + "."
     markers = [
@@ -132,7 +136,7 @@ def explained_values() -> list[tuple[Any, Any]]:
         for f in differing_fields()
         if isinstance(getattr(STAGING, f), int | float) and not isinstance(getattr(STAGING, f), bool)
     ]
-    for nested in ("alarm_thresholds", "compressor"):
+    for nested in ("alarm_thresholds", "compressor", "web_deployment"):
         numbers += [
             (getattr(getattr(STAGING, nested), f.name), getattr(getattr(PROD, nested), f.name))
             for f in dataclasses.fields(getattr(STAGING, nested))
