@@ -69,6 +69,7 @@ lint: $(STAMP) frontend ## ruff (lint + format check), mypy, and prettier (web c
 	@echo "==> ruff check"; $(VENV)/bin/ruff check .
 	@echo "==> ruff format --check"; $(VENV)/bin/ruff format --check .
 	@echo "==> mypy"; $(VENV)/bin/mypy backend/app devstack compressor loadtests stages pipeline scripts yoctogram_common
+	@echo "==> mypy --strict (what runs in the images)"; $(VENV)/bin/mypy --strict backend/app compressor yoctogram_common --exclude 'compressor/tests/'
 	@echo "==> prettier --check frontend"; cd frontend && npm run -s lint
 
 format: $(STAMP) ## Fix what ruff can fix and format the code

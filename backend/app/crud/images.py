@@ -76,7 +76,7 @@ _VISIBLE: list[sa.ColumnElement[str]] = [sa.literal_column(f"'{state}'") for sta
 
 def _branch(
     where: list[sa.ColumnElement[bool]], *, cursor: bool, before: bool, after: bool, floor: bool = False
-) -> sa.Select:
+) -> sa.Select[Any]:
     """One index-friendly, already ordered and limited select."""
     conditions = [col(Image.state).in_(_VISIBLE), *where]
     if cursor:
@@ -108,7 +108,7 @@ class _Shape:
 
 
 @functools.cache
-def _feed_statement(shape: _Shape) -> sa.Select | sa.CompoundSelect:
+def _feed_statement(shape: _Shape) -> sa.Select[Any] | sa.CompoundSelect[Any]:
     """The statement of one feed shape (5 kinds x 16 window shapes at most), with bind parameters."""
     public = col(Image.public) == sa.true()
     window = {"cursor": shape.cursor, "before": shape.before, "after": shape.after, "floor": shape.floor}
@@ -167,7 +167,7 @@ def feed_query(
     window: Window,
     creator_id: uuid.UUID | None = None,
     private_only: bool = False,
-) -> sa.Select | sa.CompoundSelect:
+) -> sa.Select[Any] | sa.CompoundSelect[Any]:
     """The visible images, newest first: everyone's public ones plus the viewer's own private ones
     (with `private_only`, only the viewer's private ones).
 
@@ -180,7 +180,7 @@ def feed_query(
     return _feed_statement(shape).params(values)
 
 
-_DIALECT = PGDialect_asyncpg()
+_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call, unused-ignore]  # SQLAlchemy's dialects are untyped
 
 
 @functools.lru_cache(maxsize=1024)
