@@ -108,9 +108,10 @@ class AppStack(PinnedStack):
         Validations.of(origin_verify).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions-SMG4",
-                reason="Nobody uses this value: CloudFormation writes it into the distribution's origin header "
-                "and the listener rule, and re-reads it only when those change, so a rotation Lambda would "
-                "change nothing. It is replaced by a deployment instead: stages/runbooks/origin-verify-header.md.",
+                reason="Nobody uses this value: CloudFormation writes it into the distribution's origin header, "
+                "and the listener-rule function into the production rule, each only when its resource "
+                "changes, so a rotation Lambda would change nothing. It is replaced by a deployment instead: "
+                "stages/runbooks/origin-verify-header.md.",
             )
         )
         # Resolved by CloudFormation from Secrets Manager (a dynamic reference): never in the template.
@@ -128,7 +129,7 @@ class AppStack(PinnedStack):
             datadog_api_key=datadog_api_key,
             hosted_zone=hosted_zone,
             access_logs=data.access_logs,
-            origin_verify_value=origin_verify_value,
+            origin_verify=origin_verify,
         )
         grant_image_objects(
             self.web.task_definition.task_role,
@@ -240,7 +241,7 @@ class AppStack(PinnedStack):
             "Monitoring",
             config=config,
             load_balancer=self.web.load_balancer,
-            target_group=self.web.target_group,
+            target_groups=self.web.target_groups,
             web_service=self.web.service,
             worker_service=self.worker.service,
             database=database,
@@ -267,6 +268,12 @@ class AppStack(PinnedStack):
             ),
             "TargetGroupFullName": cdk.CfnOutput(
                 self, "TargetGroupFullName", value=self.web.target_group.target_group_full_name
+            ),
+            # The web service serves from either target group (they swap at every deployment).
+            "AlternateTargetGroupFullName": cdk.CfnOutput(
+                self,
+                "AlternateTargetGroupFullName",
+                value=self.web.alternate_target_group.target_group_full_name,
             ),
             "CompressorFunctionName": cdk.CfnOutput(
                 self, "CompressorFunctionName", value=self.compressor.function.function_name

@@ -31,6 +31,13 @@ EXPECTED = {
     ("App/PendingCleanup/TaskDefinition", "AwsSolutions-ECS2"),
     ("App/PendingCleanup/TaskDefinition/ExecutionRole/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
     ("App/OriginVerify", "AwsSolutions-SMG4"),
+    # The web service's gradual deploys (stages/components/ecs_listener_rules.py, deployment_hook.py).
+    ("App/Web/ListenerRules/Role", "AwsSolutions-IAM5[Resource::*]"),
+    ("App/Web/DeploymentHook/Role", "AwsSolutions-IAM5[Resource::*]"),
+    (
+        "App/Web/LoadBalancerRole",
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers]",
+    ),
     ("App/Compressor/Failures", "AwsSolutions-SQS3"),
     ("App/Cdn/Distribution", "AwsSolutions-CFR1"),
     ("App/Cdn/SiteBucket", "AwsSolutions-S1"),
@@ -125,12 +132,32 @@ def bucket_deployment_acknowledgments(synthesized: Synthesized, name: str) -> se
     }
 
 
+def gradual_deploy_acknowledgments(synthesized: Synthesized, name: str) -> set[tuple[str, str]]:
+    """The web service's rules (of its own load balancer) and revisions (of its own cluster)."""
+    stage = synthesized.stages[name]
+    config = stage.config
+    [balancer] = stage.resources("App", "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    arn = f"arn:aws:{{}}:{config.region}:{config.account}:"
+    return {
+        (
+            "App/Web/ListenerRules/Role",
+            f"AwsSolutions-IAM5[Resource::{arn.format('elasticloadbalancing')}listener-rule/"
+            f"<{balancer}.LoadBalancerFullName>/*]",
+        ),
+        (
+            "App/Web/DeploymentHook/Role",
+            f"AwsSolutions-IAM5[Resource::{arn.format('ecs')}service-revision/yoctogram-{config.name}/*]",
+        ),
+    }
+
+
 def test_acknowledgments_are_the_expected_ones(synthesized: Synthesized) -> None:
     every = acknowledgments(synthesized.app)
     for name, stage_id in STAGE_IDS.items():
         config = synthesized.stages[name].config
         expected = set(EXPECTED) | LIBRARY | (set() if config.retain_data else STAGING_ONLY)
         expected |= bucket_deployment_acknowledgments(synthesized, name)
+        expected |= gradual_deploy_acknowledgments(synthesized, name)
         if not config.retain_data:
             stage = synthesized.stages[name]
             for role, buckets in EMPTIED.items():

@@ -38,16 +38,36 @@ def test_alarms_and_thresholds(stage: StageTemplates) -> None:
         "event-dead-letters": ("ApproximateNumberOfMessagesVisible", "AWS/SQS", 1),
         "compressor-failures": ("ApproximateNumberOfMessagesVisible", "AWS/SQS", 1),
         "pending-cleanup-failed": ("FailedInvocations", "AWS/Events", 1),
+        # The web service's two target groups, each judged on its own (tests/test_deployments.py).
+        **{
+            f"revision-5xx-ratio-{group}": (
+                "HTTPCode_Target_5XX_Count",
+                "AWS/ApplicationELB",
+                config.web_deployment.rollback_5xx_percent,
+            )
+            for group in "ab"
+        },
+        **{
+            f"revision-p95-{group}": (
+                "TargetResponseTime",
+                "AWS/ApplicationELB",
+                config.web_deployment.rollback_p95_seconds,
+            )
+            for group in "ab"
+        },
     }
     found = alarms(stage)
     assert set(found) == {prefix + name for name in expected}
     for name, (metric, namespace, threshold) in expected.items():
         alarm = found[prefix + name]
-        assert (alarm["MetricName"], alarm["Namespace"], alarm["Threshold"]) == (
-            metric,
-            namespace,
-            threshold,
-        ), name
+        # A plain metric, or metric math whose metrics include it.
+        metrics = [
+            (q["MetricStat"]["Metric"]["MetricName"], q["MetricStat"]["Metric"]["Namespace"])
+            for q in alarm.get("Metrics", [])
+            if "MetricStat" in q
+        ] or [(alarm["MetricName"], alarm["Namespace"])]
+        assert (metric, namespace) in metrics, name
+        assert alarm["Threshold"] == threshold, name
         assert alarm["TreatMissingData"] == "notBreaching"
         assert len(alarm["AlarmActions"]) == 1 and alarm["OKActions"] == alarm["AlarmActions"]
     assert found[prefix + "target-response-time"]["ExtendedStatistic"] == "p95"

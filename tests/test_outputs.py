@@ -14,6 +14,7 @@ OUTPUTS = {
         "ServiceName",
         "LoadBalancerFullName",
         "TargetGroupFullName",
+        "AlternateTargetGroupFullName",
         "CompressorFunctionName",
     },
 }
@@ -45,8 +46,18 @@ def test_output_values(stage: StageTemplates) -> None:
     assert stage.output("Migrations", "MigrationTaskDefinitionArn") == {"Ref": task}
     [alb] = stage.resources("App", "AWS::ElasticLoadBalancingV2::LoadBalancer")
     assert stage.output("App", "LoadBalancerFullName") == {"Fn::GetAtt": [alb, "LoadBalancerFullName"]}
-    [target_group] = stage.resources("App", "AWS::ElasticLoadBalancingV2::TargetGroup")
-    assert stage.output("App", "TargetGroupFullName") == {"Fn::GetAtt": [target_group, "TargetGroupFullName"]}
+    # The web service's pair: the one it starts in, and the one its deployments alternate with.
+    [balanced] = [
+        s["Properties"]["LoadBalancers"][0]
+        for s in stage.resources("App", "AWS::ECS::Service").values()
+        if s["Properties"].get("LoadBalancers")
+    ]
+    primary = balanced["TargetGroupArn"]["Ref"]
+    alternate = balanced["AdvancedConfiguration"]["AlternateTargetGroupArn"]["Ref"]
+    assert stage.output("App", "TargetGroupFullName") == {"Fn::GetAtt": [primary, "TargetGroupFullName"]}
+    assert stage.output("App", "AlternateTargetGroupFullName") == {
+        "Fn::GetAtt": [alternate, "TargetGroupFullName"]
+    }
     [function] = [
         logical_id
         for logical_id, function in stage.resources("App", "AWS::Lambda::Function").items()

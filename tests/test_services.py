@@ -146,9 +146,14 @@ def test_load_balancer_public_https_only_and_forwards_only_cloudfront(stage: Sta
     assert attributes["access_logs.s3.enabled"] == "true"
     assert attributes["deletion_protection.enabled"] == str(stage.config.retain_data).lower()
 
-    # One listener, HTTPS; without CloudFront's secret header a request gets 403.
-    [listener_id] = stage.resources("App", "AWS::ElasticLoadBalancingV2::Listener")
-    listener = stage.resources("App", "AWS::ElasticLoadBalancingV2::Listener")[listener_id]["Properties"]
+    # The HTTPS listener (without CloudFront's secret header a request gets 403) and the test listener,
+    # which only the deployment hook reaches (tests/test_deployments.py).
+    by_port = {
+        listener["Properties"]["Port"]: (logical_id, listener["Properties"])
+        for logical_id, listener in stage.resources("App", "AWS::ElasticLoadBalancingV2::Listener").items()
+    }
+    assert set(by_port) == {443, 8443}
+    listener_id, listener = by_port[443]
     assert (listener["Port"], listener["Protocol"]) == (443, "HTTPS")
     assert "TLS13" in listener["SslPolicy"]
     assert listener["DefaultActions"] == [
@@ -161,14 +166,20 @@ def test_load_balancer_public_https_only_and_forwards_only_cloudfront(stage: Sta
             },
         }
     ]
-    [rule] = stage.resources("App", "AWS::ElasticLoadBalancingV2::ListenerRule").values()
-    [target_group] = stage.resources("App", "AWS::ElasticLoadBalancingV2::TargetGroup")
-    assert rule["Properties"]["ListenerArn"] == {"Ref": listener_id}
-    assert rule["Properties"]["Actions"] == [{"Type": "forward", "TargetGroupArn": {"Ref": target_group}}]
-    [condition] = rule["Properties"]["Conditions"]
-    assert condition["Field"] == "http-header"
-    assert condition["HttpHeaderConfig"]["HttpHeaderName"] == "X-Origin-Verify"
-    assert condition["HttpHeaderConfig"]["Values"] == [origin_verify_value(stage)]
+    test_listener = by_port[8443][1]
+    assert test_listener["Protocol"] == "HTTPS" and test_listener["SslPolicy"] == listener["SslPolicy"]
+    assert test_listener["DefaultActions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+    # The production rule requires the header's secret value (read by the rule's function, which
+    # CloudFormation's dynamic references do not reach) and forwards to the service's pair.
+    [rule] = [
+        r["Properties"]
+        for r in stage.resources("App", "Custom::EcsShiftedListenerRule").values()
+        if r["Properties"]["ListenerArn"] == {"Ref": listener_id}
+    ]
+    [balanced] = service(stage, "app")["LoadBalancers"]
+    assert rule["PrimaryTargetGroupArn"] == balanced["TargetGroupArn"]
+    assert rule["HeaderName"] == "X-Origin-Verify"
+    assert rule["HeaderSecretArn"] == {"Ref": origin_verify_secret(stage)}
 
     stage.template("App").has_resource_properties(
         "AWS::CertificateManager::Certificate",
@@ -182,8 +193,8 @@ def test_load_balancer_public_https_only_and_forwards_only_cloudfront(stage: Sta
     )
 
 
-def origin_verify_value(stage: StageTemplates) -> Any:
-    """The dynamic reference to the generated origin-verify secret (resolved by CloudFormation, never in git)."""
+def origin_verify_secret(stage: StageTemplates) -> str:
+    """The generated origin-verify secret's logical id."""
     [secret] = [
         logical_id
         for logical_id, s in stage.resources("App", "AWS::SecretsManager::Secret").items()
@@ -193,7 +204,19 @@ def origin_verify_value(stage: StageTemplates) -> Any:
         "GenerateSecretString"
     ]
     assert generated == {"ExcludePunctuation": True, "PasswordLength": 48}
+    return secret
+
+
+def origin_verify_value(stage: StageTemplates) -> Any:
+    """The dynamic reference to the generated origin-verify secret (resolved by CloudFormation, never in git)."""
+    secret = origin_verify_secret(stage)
     return {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret}, ":SecretString:::}}"]]}
+
+
+def load_balancer_security_group(stage: StageTemplates) -> str:
+    [alb] = stage.resources("App", "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    [group] = alb["Properties"]["SecurityGroups"]
+    return str(group["Fn::GetAtt"][0])
 
 
 def test_the_api_keeps_idle_connections_longer_than_the_load_balancer(stage: StageTemplates) -> None:
@@ -209,7 +232,7 @@ def test_the_api_keeps_idle_connections_longer_than_the_load_balancer(stage: Sta
 
 
 def test_load_balancer_admits_only_cloudfront(stage: StageTemplates) -> None:
-    [alb_sg] = stage.resources("App", "AWS::EC2::SecurityGroup")
+    alb_sg = load_balancer_security_group(stage)
     props = stage.resources("App", "AWS::EC2::SecurityGroup")[alb_sg]["Properties"]
     assert "SecurityGroupIngress" not in props
     ingress = [
@@ -217,13 +240,18 @@ def test_load_balancer_admits_only_cloudfront(stage: StageTemplates) -> None:
         for r in stage.resources("App", "AWS::EC2::SecurityGroupIngress").values()
         if r["Properties"]["GroupId"] == {"Fn::GetAtt": [alb_sg, "GroupId"]}
     ]
-    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"], r.get("SourcePrefixListId")) for r in ingress] == [
+    from_addresses = [r for r in ingress if "SourceSecurityGroupId" not in r]
+    assert [
+        (r["IpProtocol"], r["FromPort"], r["ToPort"], r.get("SourcePrefixListId")) for r in from_addresses
+    ] == [
         ("tcp", 443, 443, "pl-82a045eb")  # com.amazonaws.global.cloudfront.origin-facing in us-west-2
     ]
     assert all(
         set(r) <= {"IpProtocol", "FromPort", "ToPort", "SourcePrefixListId", "GroupId", "Description"}
-        for r in ingress
+        for r in from_addresses
     )
+    # Besides CloudFront, only the deployment hook's group, on the test listener's port.
+    assert [(r["FromPort"], r["ToPort"]) for r in ingress if "SourceSecurityGroupId" in r] == [(8443, 8443)]
 
 
 def test_origin_name_points_at_the_load_balancer(stage: StageTemplates) -> None:
@@ -258,11 +286,14 @@ def test_target_group_health_and_short_deregistration(stage: StageTemplates) -> 
 
 
 def test_tasks_accept_only_the_load_balancer(stage: StageTemplates) -> None:
-    [alb_sg] = stage.resources("App", "AWS::EC2::SecurityGroup")
+    alb_sg = load_balancer_security_group(stage)
+    app_groups = [
+        {"Fn::GetAtt": [group, "GroupId"]} for group in stage.resources("App", "AWS::EC2::SecurityGroup")
+    ]
     [rule] = [
         r["Properties"]
         for r in stage.resources("App", "AWS::EC2::SecurityGroupIngress").values()
-        if r["Properties"]["GroupId"] != {"Fn::GetAtt": [alb_sg, "GroupId"]}
+        if r["Properties"]["GroupId"] not in app_groups
     ]
     assert rule["FromPort"] == rule["ToPort"] == 8000
     assert rule["SourceSecurityGroupId"] == {"Fn::GetAtt": [alb_sg, "GroupId"]}
@@ -399,8 +430,9 @@ def test_execution_role_reads_the_datadog_key_by_name(stage: StageTemplates) -> 
 def test_app_logs_in_cloudwatch_with_retention(stage: StageTemplates) -> None:
     groups = stage.resources("App", "AWS::Logs::LogGroup").values()
     # app + sidecars, for the web service and the event worker; the cleanup task; the compressor; the web
-    # client deployment; without retain_data, the site bucket's emptier
-    assert len(groups) == 7 + (0 if stage.config.retain_data else 1)
+    # client deployment; the web service's listener rules and deployment hook; without retain_data, the
+    # site bucket's emptier
+    assert len(groups) == 9 + (0 if stage.config.retain_data else 1)
     for group in groups:
         assert group["Properties"]["RetentionInDays"] == stage.config.log_retention_days
     stage.template("Migrations").has_resource_properties(
@@ -415,11 +447,11 @@ def test_circuit_breaker_and_deployment_alarms(stage: StageTemplates) -> None:
     assert config["MinimumHealthyPercent"] == 100
     names = config["Alarms"]["AlarmNames"]
     assert config["Alarms"]["Enable"] is True and config["Alarms"]["Rollback"] is True
-    alarms = {
-        a["Properties"]["AlarmName"]: a["Properties"]
-        for a in stage.resources("App", "AWS::CloudWatch::Alarm").values()
+    alarm_names = {
+        a["Properties"]["AlarmName"] for a in stage.resources("App", "AWS::CloudWatch::Alarm").values()
     }
-    assert {alarms[n]["MetricName"] for n in names} == {"HTTPCode_Target_5XX_Count", "UnHealthyHostCount"}
+    # The new revision's 5xx ratio and p95, per target group, and unhealthy targets (test_deployments.py).
+    assert len(names) == 5 and set(names) <= alarm_names
     assert "DesiredCount" not in web  # autoscaling owns it; a deploy must not reset it
     worker = service(stage, "worker")
     assert worker["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
@@ -450,20 +482,7 @@ def test_autoscaling_on_cpu_and_requests(stage: StageTemplates) -> None:
             ),
         },
     )
-    template.has_resource_properties(
-        "AWS::ApplicationAutoScaling::ScalingPolicy",
-        {
-            "PolicyType": "TargetTrackingScaling",
-            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
-                {
-                    "PredefinedMetricSpecification": Match.object_like(
-                        {"PredefinedMetricType": "ALBRequestCountPerTarget"}
-                    ),
-                    "TargetValue": stage.config.scaling_requests_per_target,
-                }
-            ),
-        },
-    )
+    # Requests per task, over both target groups: tests/test_deployments.py.
 
 
 def task_role(stage: StageTemplates, main: str) -> str:

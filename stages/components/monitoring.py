@@ -19,6 +19,8 @@ from constructs import Construct
 from stages.config import EnvironmentConfig
 
 ONE_MINUTE = cdk.Duration.minutes(1)
+TARGET_GROUP_LABELS = ("a", "b")
+"""The web service's two target groups in alarm names: `a` the primary, `b` the alternate."""
 
 
 class Monitoring(Construct):
@@ -29,6 +31,11 @@ class Monitoring(Construct):
     unhandled event, any message in the dead-letter queue, any event the compressor failed on (its
     failure queue), and a scheduled cleanup that EventBridge could not start. `deployment_alarms` are the ones that
     say "the new code is broken" and roll an ECS deployment back.
+
+    The web service serves from two target groups, and which one alternates with every deployment (during
+    one, both serve: the old revision from one, the new from the other). Service-wide figures are the load
+    balancer's (they count both groups); unhealthy targets are summed over both; and each group has its own
+    5xx-ratio and p95 alarms, which during a deployment judge the new revision alone (the deployment alarms).
     """
 
     def __init__(
@@ -38,7 +45,7 @@ class Monitoring(Construct):
         *,
         config: EnvironmentConfig,
         load_balancer: elbv2.ApplicationLoadBalancer,
-        target_group: elbv2.ApplicationTargetGroup,
+        target_groups: tuple[elbv2.ApplicationTargetGroup, elbv2.ApplicationTargetGroup],
         web_service: ecs.FargateService,
         worker_service: ecs.FargateService,
         database: rds.IDatabaseCluster,
@@ -49,6 +56,8 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         thresholds = config.alarm_thresholds
+        deployment = config.web_deployment
+        groups = dict(zip(TARGET_GROUP_LABELS, target_groups, strict=True))
 
         # CloudWatch may publish to an encrypted topic only with a customer managed key it can use.
         topic_key = kms.Key(
@@ -115,7 +124,8 @@ class Monitoring(Construct):
         self.target_5xx = alarm(
             "Target5xx",
             "target-5xx",
-            target_group.metrics.http_code_target(
+            # The load balancer's count covers both target groups (they are its only ones).
+            load_balancer.metrics.http_code_target(
                 elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=ONE_MINUTE, statistic="Sum"
             ),
             thresholds.target_5xx_per_minute,
@@ -133,7 +143,7 @@ class Monitoring(Construct):
         self.response_time = alarm(
             "TargetResponseTime",
             "target-response-time",
-            target_group.metrics.target_response_time(period=ONE_MINUTE, statistic="p95"),
+            load_balancer.metrics.target_response_time(period=ONE_MINUTE, statistic="p95"),
             thresholds.target_response_time_p95_seconds,
             "p95 of the API's response time is above the target.",
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -141,10 +151,66 @@ class Monitoring(Construct):
         self.unhealthy_hosts = alarm(
             "UnhealthyHosts",
             "unhealthy-hosts",
-            target_group.metrics.unhealthy_host_count(period=ONE_MINUTE, statistic="Maximum"),
+            cloudwatch.MathExpression(
+                expression=" + ".join(f"FILL({label}, 0)" for label in groups),
+                using_metrics={
+                    label: group.metrics.unhealthy_host_count(period=ONE_MINUTE, statistic="Maximum")
+                    for label, group in groups.items()
+                },
+                label="Unhealthy targets (both target groups)",
+                period=ONE_MINUTE,
+            ),
             1,
             "At least one task fails the /api/v1/health check.",
         )
+        minimum = deployment.rollback_min_requests_per_minute
+        self.revision_5xx: dict[str, cloudwatch.Alarm] = {}
+        self.revision_p95: dict[str, cloudwatch.Alarm] = {}
+        for label, group in groups.items():
+            requests = group.metrics.request_count(period=ONE_MINUTE, statistic="Sum")
+            self.revision_5xx[label] = alarm(
+                f"Revision5xxRatio{label.upper()}",
+                f"revision-5xx-ratio-{label}",
+                cloudwatch.MathExpression(
+                    # Not judged below `minimum` requests a minute: 0 is never over the threshold.
+                    # Ids carry the group's label: a graph may show both groups' expressions.
+                    expression=f"IF(requests_{label} >= {minimum}, "
+                    f"100 * FILL(errors_{label}, 0) / requests_{label}, 0)",
+                    using_metrics={
+                        f"requests_{label}": requests,
+                        f"errors_{label}": group.metrics.http_code_target(
+                            elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=ONE_MINUTE, statistic="Sum"
+                        ),
+                    },
+                    label=f"5xx % of target group {label.upper()}",
+                    period=ONE_MINUTE,
+                ),
+                deployment.rollback_5xx_percent,
+                f"Target group {label.upper()} answers too many HTTP 5xx (web_deployment.rollback_5xx_percent). "
+                "During a deployment, when it holds the new revision, this rolls the deployment back.",
+                evaluation_periods=deployment.rollback_evaluation_minutes,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            )
+            self.revision_p95[label] = alarm(
+                f"RevisionP95{label.upper()}",
+                f"revision-p95-{label}",
+                cloudwatch.MathExpression(
+                    expression=f"IF(requests_{label} >= {minimum}, latency_{label}, 0)",
+                    using_metrics={
+                        f"requests_{label}": requests,
+                        f"latency_{label}": group.metrics.target_response_time(
+                            period=ONE_MINUTE, statistic="p95"
+                        ),
+                    },
+                    label=f"p95 (s) of target group {label.upper()}",
+                    period=ONE_MINUTE,
+                ),
+                deployment.rollback_p95_seconds,
+                f"p95 of target group {label.upper()} is too slow (web_deployment.rollback_p95_seconds). During "
+                "a deployment, when it holds the new revision, this rolls the deployment back.",
+                evaluation_periods=deployment.rollback_evaluation_minutes,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            )
         self.cpu = alarm(
             "ServiceCpu",
             "service-cpu",
@@ -204,10 +270,14 @@ class Monitoring(Construct):
             "log group says why a started run failed.",
             evaluation_periods=1,
         )
+        # During a deployment the new revision is in one group and the old in the other: an alarm of the
+        # old one's group (already failing before the deployment) also stops it, which keeps a release
+        # from hiding a problem it did not cause.
         self.deployment_alarms = {
             self.alarm_names[construct_id]: alarm
             for construct_id, alarm in (
-                ("Target5xx", self.target_5xx),
+                *((f"Revision5xxRatio{label.upper()}", self.revision_5xx[label]) for label in groups),
+                *((f"RevisionP95{label.upper()}", self.revision_p95[label]) for label in groups),
                 ("UnhealthyHosts", self.unhealthy_hosts),
             )
         }
@@ -228,23 +298,55 @@ class Monitoring(Construct):
                     self.dead_letters,
                     self.compressor_failures,
                     self.cleanup_failures,
+                    *self.revision_5xx.values(),
+                    *self.revision_p95.values(),
                 ],
             )
         )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Requests and 5xx",
-                left=[target_group.metrics.request_count(period=ONE_MINUTE, statistic="Sum")],
+                left=[load_balancer.metrics.request_count(period=ONE_MINUTE, statistic="Sum")],
                 right=[self.target_5xx.metric, self.elb_5xx.metric],
                 width=12,
             ),
             cloudwatch.GraphWidget(
                 title="Response time",
                 left=[
-                    target_group.metrics.target_response_time(period=ONE_MINUTE, statistic=statistic)
+                    load_balancer.metrics.target_response_time(period=ONE_MINUTE, statistic=statistic)
                     for statistic in ("p50", "p95", "p99")
                 ],
                 width=12,
+            ),
+        )
+        # A deployment, as it happens: the traffic moving from one target group to the other, and each
+        # group's 5xx ratio and p95 against the limits that roll a new revision back.
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Requests by target group (deployments shift them)",
+                left=[
+                    group.metrics.request_count(
+                        period=ONE_MINUTE, statistic="Sum", label=f"group {label.upper()}"
+                    )
+                    for label, group in groups.items()
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="5xx % by target group",
+                left=[self.revision_5xx[label].metric for label in groups],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=deployment.rollback_5xx_percent, label="rollback")
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="p95 (s) by target group",
+                left=[self.revision_p95[label].metric for label in groups],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=deployment.rollback_p95_seconds, label="rollback")
+                ],
+                width=8,
             ),
         )
         dashboard.add_widgets(
@@ -252,8 +354,14 @@ class Monitoring(Construct):
                 title="Web service",
                 left=[web_service.metric_cpu_utilization(), web_service.metric_memory_utilization()],
                 right=[
-                    target_group.metrics.healthy_host_count(period=ONE_MINUTE),
-                    target_group.metrics.unhealthy_host_count(period=ONE_MINUTE),
+                    metric
+                    for label, group in groups.items()
+                    for metric in (
+                        group.metrics.healthy_host_count(period=ONE_MINUTE, label=f"healthy {label.upper()}"),
+                        group.metrics.unhealthy_host_count(
+                            period=ONE_MINUTE, label=f"unhealthy {label.upper()}"
+                        ),
+                    )
                 ],
                 width=12,
             ),
