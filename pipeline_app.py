@@ -3,12 +3,12 @@
 import os
 import sys
 
-from pipeline.app import build_app
+from pipeline.app import build_pipeline_app
 from stages.components.web_client import MissingFrontendBuild
 
 try:
     # The pipeline's Synth step sets COMMIT_ID (its source's commit): what the deployed build reports.
-    app = build_app(commit=os.environ.get("COMMIT_ID", "").strip() or None)
+    app = build_pipeline_app(commit=os.environ.get("COMMIT_ID", "").strip() or None)
 except MissingFrontendBuild as error:
     sys.exit(f"cdk synth: {error}")
 app.synth()

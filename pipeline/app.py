@@ -8,8 +8,7 @@ import aws_cdk as cdk
 
 from pipeline.access_stack import PipelineAccessStack
 from pipeline.pipeline_stack import PipelineStack
-from stages.app import STAGE_IDS
-from stages.app import build_app as build_stages_app
+from stages.app import STAGE_IDS, build_stages_app
 from stages.config import PIPELINE, PipelineConfig
 from stages.stage import YoctogramStage
 
@@ -17,14 +16,14 @@ LOAD_TESTED = "staging"
 """The environment the load test runs against (its account gets the CloudWatch reading role)."""
 
 
-def build_app(
+def build_pipeline_app(
     outdir: str | None = None,
     *,
     frontend_dist: Path | None = None,
     pipeline: PipelineConfig = PIPELINE,
     commit: str | None = None,
 ) -> cdk.App:
-    """`stages.app.build_app` (both Stages, cdk-nag registered), plus the pipeline that deploys them.
+    """`stages.app.build_stages_app` (both Stages, cdk-nag registered), plus the pipeline that deploys them.
 
     The Stages keep their ids (`Staging`, `Prod`) and so their stacks' names; the pipeline adds each one
     (`add_stage` synthesizes it at once), so every Stage is complete before this is called.

@@ -38,7 +38,7 @@ def cdk_json_context() -> dict[str, Any]:
     return context
 
 
-def build_app(
+def build_stages_app(
     outdir: str | None = None,
     *,
     configs: Iterable[EnvironmentConfig] = (STAGING, PROD),

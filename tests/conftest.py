@@ -18,7 +18,7 @@ if _BUNDLED_NODE.exists():
     os.environ.setdefault("JSII_NODE", str(_BUNDLED_NODE))
 
 
-from pipeline.app import build_app  # noqa: E402
+from pipeline.app import build_pipeline_app  # noqa: E402
 from stages.config import PIPELINE, PROD, STAGING  # noqa: E402
 from tests.templates import PipelineView, StageTemplates, Synthesized, load_stage, load_top_level  # noqa: E402
 
@@ -45,7 +45,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, frontend_dist: Path) -
     """The real app (both stages and the pipeline, cdk-nag registered), synthesized once; fails on any
     nag finding."""
     outdir = tmp_path_factory.mktemp("cdk.out")
-    app = build_app(str(outdir), frontend_dist=frontend_dist)
+    app = build_pipeline_app(str(outdir), frontend_dist=frontend_dist)
     app.synth()
     return Synthesized(
         app=app,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from stages.app import build_app as build_stages_app
+from stages.app import build_stages_app
 from stages.components.backend_settings import BUILD_COMMIT_CONTEXT
 from stages.config import STAGING
 from tests.templates import PipelineView, StageTemplates, Synthesized, load_stage

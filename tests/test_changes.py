@@ -25,7 +25,7 @@ from pipeline.changes import assemblies, report
 from pipeline.changes.synth import acknowledgments, write_acknowledgments
 from pipeline.commands import NODE_VERSION, PYTHON_VERSION
 from stages import names
-from stages.app import build_app as build_stages_app
+from stages.app import build_stages_app
 from stages.config import PROD
 from tests.templates import ROOT, Synthesized
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stages.app import build_app
+from stages.app import build_stages_app
 from stages.components.web_client import MissingFrontendBuild, frontend_build
 from tests.conftest import STAND_IN_ASSET
 from tests.templates import StageTemplates, Synthesized
@@ -91,6 +91,6 @@ def test_a_missing_build_says_how_to_make_one(tmp_path: Path) -> None:
         frontend_build(tmp_path / "dist")
     (tmp_path / "dist").mkdir()
     with pytest.raises(MissingFrontendBuild, match=r"index\.html is missing"):
-        build_app(str(tmp_path / "cdk.out"), frontend_dist=tmp_path / "dist")
+        build_stages_app(str(tmp_path / "cdk.out"), frontend_dist=tmp_path / "dist")
     (tmp_path / "dist" / "index.html").write_text("<!doctype html>")
     assert frontend_build(tmp_path / "dist") == tmp_path / "dist"

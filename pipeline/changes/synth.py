@@ -5,8 +5,8 @@ synthesize (a temporary `git worktree` of BASE, or this repository), and this re
 
     python pipeline/changes/synth.py <checkout> <outdir> <frontend dist>
 
-It imports that checkout's `pipeline.app.build_app` (first on sys.path), synthesizes every stage and
-the pipeline into `<outdir>/cdk.out` (cdk-nag runs as in every synth) and writes
+It imports that checkout's `pipeline.app.build_pipeline_app` (`build_app` in older checkouts; first on
+sys.path), synthesizes every stage and the pipeline into `<outdir>/cdk.out` (cdk-nag runs as in every synth) and writes
 `<outdir>/acknowledgments.json`: the acknowledgments are construct metadata, absent from the templates.
 It imports nothing else from this repository, so it works for a BASE that predates it.
 """
@@ -53,9 +53,14 @@ def main(checkout: Path, folder: Path, frontend_dist: Path) -> None:
         module = importlib.import_module("pipeline.app")
     except ImportError:  # a BASE from before the pipeline: the stages only
         module = importlib.import_module("stages.app")
-    build_app = module.build_app
+    # Named build_app in older checkouts (both modules), build_pipeline_app / build_stages_app since.
+    build = next(
+        getattr(module, name)
+        for name in ("build_pipeline_app", "build_stages_app", "build_app")
+        if hasattr(module, name)
+    )
     outdir = folder / ASSEMBLY
-    app = build_app(str(outdir), frontend_dist=frontend_dist)
+    app = build(str(outdir), frontend_dist=frontend_dist)
     app.synth()
     write_acknowledgments(app, folder)
 
