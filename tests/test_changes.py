@@ -149,6 +149,27 @@ def test_a_task_size_change_is_a_modification_with_its_parameters(forward: dict[
     ) in parameters
 
 
+def test_a_web_deployment_change_is_a_release_parameter(synthesized: Synthesized) -> None:
+    """Reviewers see how the web service will deploy, and a change of it (strategy, shares, waits)."""
+    template = synthesized.stages["prod"].raw["App"]
+    found = report.release_parameters(PROD_ID, template)
+    deployment = PROD.web_deployment
+    assert found["App/Web/Service/Service: deployment"] == (
+        f"CANARY {deployment.shift_percent:g}% for {deployment.step_bake_minutes} min, then all; "
+        f"old revision kept {deployment.bake_minutes} min"
+    )
+    linear = json.loads(json.dumps(template))
+    for resource in linear["Resources"].values():
+        configuration = resource.get("Properties", {}).get("DeploymentConfiguration", {})
+        if configuration.get("Strategy") == "CANARY":
+            configuration.update(
+                Strategy="LINEAR", LinearConfiguration={"StepPercent": 20, "StepBakeTimeInMinutes": 5}
+            )
+    assert report.release_parameters(PROD_ID, linear)["App/Web/Service/Service: deployment"] == (
+        f"LINEAR 20% every 5 min; old revision kept {deployment.bake_minutes} min"
+    )
+
+
 def test_renaming_the_database_cluster_is_data_loss_and_fails(forward: dict[str, Any]) -> None:
     data = stack(forward, "Data")
     assert "Data/Database/Cluster" in {r["path"] for r in data["replaced"]}

@@ -4,7 +4,7 @@ The CloudFormation comparison is the CDK's own (`scripts/changes/diff.mjs` runs 
 `@aws-cdk/cloudformation-diff`, as `cdk diff` does, offline); this module reads its verdicts and adds
 what a reviewer looks for: stateful resources that would be replaced or removed (data loss, or orphaned
 with the data kept), security changes, cdk-nag acknowledgments added/removed/changed, and the release's
-parameters (image asset hashes, task sizes, autoscaling limits, ACU range).
+parameters (image asset hashes, task sizes, autoscaling limits, ACU range, how the web service deploys).
 """
 
 from __future__ import annotations
@@ -237,6 +237,21 @@ def _image(value: Any) -> str:
     return text
 
 
+def _deployment(configuration: dict[str, Any]) -> str:
+    """How a service deploys, e.g. `CANARY 10% for 15 min, then all; old revision kept 20 min`."""
+    strategy = _text(configuration["Strategy"])
+    kept = f"old revision kept {_text(configuration.get('BakeTimeInMinutes', '?'))} min"
+    if strategy == "CANARY":
+        canary = configuration.get("CanaryConfiguration", {})
+        shift = f"{_text(canary.get('CanaryPercent', '?'))}% for {_text(canary.get('CanaryBakeTimeInMinutes', '?'))} min"
+        return f"CANARY {shift}, then all; {kept}"
+    if strategy == "LINEAR":
+        linear = configuration.get("LinearConfiguration", {})
+        step = f"{_text(linear.get('StepPercent', '?'))}% every {_text(linear.get('StepBakeTimeInMinutes', '?'))} min"
+        return f"LINEAR {step}; {kept}"
+    return strategy
+
+
 def release_parameters(stage: str, template: dict[str, Any]) -> dict[str, str]:
     """(what -> value) of the settings reviewers look for in a release, keyed by construct path."""
     found: dict[str, str] = {}
@@ -250,6 +265,8 @@ def release_parameters(stage: str, template: dict[str, Any]) -> dict[str, str]:
                     found[f"{where}: task {key.lower()}"] = _text(properties[key])
             for container in properties.get("ContainerDefinitions", []):
                 found[f"{where}: image of {container.get('Name', '?')}"] = _image(container.get("Image"))
+        elif kind == "AWS::ECS::Service" and "Strategy" in properties.get("DeploymentConfiguration", {}):
+            found[f"{where}: deployment"] = _deployment(properties["DeploymentConfiguration"])
         elif kind == "AWS::ApplicationAutoScaling::ScalableTarget":
             for key in ("MinCapacity", "MaxCapacity"):
                 found[f"{where}: {key}"] = _text(properties.get(key))
