@@ -42,6 +42,13 @@ RELEASES_PREFIX = "releases/prod/"
 RELEASES_LOCAL = "reports/rehearse/releases"
 """`make rehearse`'s stand-in for the release record (`s3://<reports bucket>/releases/prod/`): kept across
 rehearsals, written only by `make rehearse REHEARSE_ARGS=--record`."""
+BASELINE_PREFIX = "baseline/"
+"""The load-test baselines in the reports bucket (`pipeline.baseline`): the staging run of every release
+that reached prod, per target, profile and shape; outside `runs/`, which expires."""
+BASELINE_FETCHED = "reports/loadtest-baseline"
+"""Where the LoadTest step fetches the baselines to (`python -m loadtests run --baseline-dir`)."""
+BASELINE_LOCAL = "reports/rehearse/baseline"
+"""`make rehearse`'s stand-in for `s3://<reports bucket>/baseline/`: written only by `--record`."""
 
 
 def console_object_url(region: str, bucket: str, key: str) -> str:
@@ -166,12 +173,19 @@ SMOKE = StepCommands(
 
 LOAD_TEST = StepCommands(
     name="LoadTest",
-    purpose="the Locust step shape with the staging thresholds, then the capacity review, uploaded",
+    purpose="the Locust step shape with the staging thresholds and the regression gate, then the capacity "
+    "review, uploaded",
     install=(Command(LOADTEST_REQUIREMENTS),),
     build=(
+        # The regression gate's baseline: the staging run of the last release that reached prod.
         Command(
-            'python -m loadtests run --host "$SiteUrl" --shape "$LOAD_SHAPE" --profile "$LOAD_PROFILE" '
-            f'--run-time "$LOAD_RUN_TIME" --processes "$LOAD_PROCESSES" --reports-dir {LOADTEST_REPORTS}'
+            'python -m pipeline.baseline fetch --target "$LOAD_TARGET" --profile "$LOAD_PROFILE" '
+            f'--shape "$LOAD_SHAPE" --into {BASELINE_FETCHED}'
+        ),
+        Command(
+            'python -m loadtests run --host "$SiteUrl" --target "$LOAD_TARGET" --shape "$LOAD_SHAPE" '
+            '--profile "$LOAD_PROFILE" --run-time "$LOAD_RUN_TIME" --processes "$LOAD_PROCESSES" '
+            f"--reports-dir {LOADTEST_REPORTS} --baseline-dir {BASELINE_FETCHED}"
         ),
     ),
     post_build=(Command(f"python -m pipeline.review {LOADTEST_REPORTS}/latest"),),
@@ -185,10 +199,23 @@ LOAD_TEST = StepCommands(
     ),
     # Thresholds belong to a target (docs/design.md): staging's gates in the pipeline, `local` on a laptop.
     env=MappingProxyType(
-        {"LOAD_SHAPE": "step", "LOAD_PROFILE": "staging", "LOAD_RUN_TIME": "30m", "LOAD_PROCESSES": "2"}
+        {
+            "LOAD_TARGET": "staging",
+            "LOAD_SHAPE": "step",
+            "LOAD_PROFILE": "staging",
+            "LOAD_RUN_TIME": "30m",
+            "LOAD_PROCESSES": "2",
+        }
     ),
     local_env=MappingProxyType(
-        {"LOAD_SHAPE": "smoke", "LOAD_PROFILE": "local", "LOAD_RUN_TIME": "30s", "LOAD_PROCESSES": "1"}
+        {
+            "LOAD_TARGET": "local",
+            "LOAD_SHAPE": "smoke",
+            "LOAD_PROFILE": "local",
+            "LOAD_RUN_TIME": "30s",
+            "LOAD_PROCESSES": "1",
+            "BASELINE_DIR": BASELINE_LOCAL,
+        }
     ),
 )
 
@@ -215,8 +242,9 @@ RECORD_RELEASE = StepCommands(
     name="RecordRelease",
     purpose="store this run's prod templates, load-test results and metadata as the release in prod",
     install=(Command(STEP_REQUIREMENTS),),
+    # Also adds the release's staging load test to the regression gate's baselines (pipeline.baseline).
     build=(Command("python -m pipeline.releases record cdk.out"),),
-    local_env=MappingProxyType({"RELEASES_DIR": RELEASES_LOCAL}),
+    local_env=MappingProxyType({"RELEASES_DIR": RELEASES_LOCAL, "BASELINE_DIR": BASELINE_LOCAL}),
 )
 
 GENERATED = MappingProxyType(

@@ -114,17 +114,19 @@ KNOWN: tuple[Known, ...] = (
     ),
     # --- our own grants ----------------------------------------------------------------------------
     Known(
-        r"AwsSolutions-IAM5\[Resource::<Reports[0-9A-F]{8}\.Arn>/(runs|latest)/\*\]",
+        r"AwsSolutions-IAM5\[Resource::<Reports[0-9A-F]{8}\.Arn>/(runs|latest|baseline)/\*\]",
         r"^Pipeline/LoadtestStepRole/DefaultPolicy/Resource$",
         "The load-test step uploads each run's folder under runs/<execution id>/ and replaces latest/; "
-        "it can write nothing else in the reports bucket and read nothing.",
+        "it can write nothing else in the reports bucket, and reads only the regression gate's baselines "
+        "under baseline/<target>/<profile>/<shape>/, whose run ids are known only at run time.",
     ),
     Known(
-        r"AwsSolutions-IAM5\[Resource::<Reports[0-9A-F]{8}\.Arn>/(releases/prod|releases/prod/latest|runs)/\*\]",
+        r"AwsSolutions-IAM5\[Resource::<Reports[0-9A-F]{8}\.Arn>/(releases/prod|releases/prod/latest|runs|baseline)/\*\]",
         r"^Pipeline/RecordReleaseStepRole/DefaultPolicy/Resource$",
         "The release record step writes releases/prod/<execution id>/ and replaces releases/prod/latest/ "
-        "(the only prefix it may delete in), and reads the run folder it copies from runs/<execution id>/; "
-        "the execution id is known only at run time.",
+        "(the only prefix it may delete in), reads the run folder it copies from runs/<execution id>/, "
+        "and adds that run to the regression gate's baselines under baseline/ (reading their index, "
+        "deleting nothing); the execution and run ids are known only at run time.",
     ),
     Known(
         r"AwsSolutions-IAM5\[Resource::<Reports[0-9A-F]{8}\.Arn>/(releases/prod|runs/\*/changes)/\*\]",

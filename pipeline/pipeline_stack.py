@@ -20,6 +20,7 @@ from constructs import Construct
 from pipeline import access_stack
 from pipeline.access_stack import IMAGE_SCAN, METRICS, MIGRATE, SERVING, PipelineAccessStack
 from pipeline.commands import (
+    BASELINE_PREFIX,
     CHANGES_PAGE,
     JUNIT_DIR,
     JUNIT_FILE,
@@ -429,7 +430,8 @@ class PipelineStack(cdk.Stack):
         return role
 
     def _grant_reports(self, role: iam.Role) -> None:
-        """The load-test step writes `runs/<execution id>/` and replaces `latest/`; it reads nothing."""
+        """The load-test step writes `runs/<execution id>/` and replaces `latest/`; it reads only the
+        regression gate's baselines (`baseline/`, which the release record writes)."""
         bucket = self.reports_bucket
         role.add_to_policy(
             iam.PolicyStatement(
@@ -442,9 +444,14 @@ class PipelineStack(cdk.Stack):
         )
         role.add_to_policy(
             iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{BASELINE_PREFIX}*")]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": ["latest/*"]}},
+                conditions={"StringLike": {"s3:prefix": ["latest/*", f"{BASELINE_PREFIX}*"]}},
             )
         )
         self.report_group.grant_write(role)
@@ -466,19 +473,27 @@ class PipelineStack(cdk.Stack):
         review in `runs/<execution id>/changes/`. No lifecycle rule covers `releases/` (`_bucket`). The
         bucket is not versioned (`latest/` of the reports is replaced on every run): each release stays
         under its execution id instead, which nothing may delete.
+
+        The recording step also adds the release's load test to the regression gate's baselines: it reads
+        their index and writes `baseline/*` (pipeline/baseline.py), and deletes nothing there either.
         """
         bucket = self.reports_bucket
         latest = f"{RELEASES_PREFIX}latest/*"
+        baselines = f"{BASELINE_PREFIX}*"
         for statement in (
             iam.PolicyStatement(
-                actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{RELEASES_PREFIX}*")]
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"{RELEASES_PREFIX}*"), bucket.arn_for_objects(baselines)],
             ),
             iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[bucket.arn_for_objects(latest)]),
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("runs/*")]),
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects("runs/*"), bucket.arn_for_objects(baselines)],
+            ),
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": ["runs/*", latest]}},
+                conditions={"StringLike": {"s3:prefix": ["runs/*", latest, baselines]}},
             ),
         ):
             recorder.add_to_policy(statement)

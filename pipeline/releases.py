@@ -18,7 +18,9 @@ is written last and lists every file with its hash, so a reader can tell a compl
 failed step left half-written (`fetch_latest` refuses the latter).
 
 Readers: the `ProdChanges` step before the prod approval (`pipeline.prod_changes`) compares this run's
-prod templates with `assembly/`; the load-test regression gate can take `loadtest/` as its baseline.
+prod templates with `assembly/`. The same step also adds the release's load test to the regression gate's
+baselines (`baseline/<target>/<profile>/<shape>/` of the bucket, `pipeline.baseline`), which the next
+runs' load tests are compared with.
 
 Where: with `RELEASES_DIR`, a local folder stands in for `s3://REPORTS_BUCKET/releases/prod/` (`make
 rehearse`), and `REPORTS_DIR` for the bucket's `runs/`; else `REPORTS_BUCKET`, with the step's own
@@ -43,7 +45,11 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from loadtests.regression.baseline import BaselineError
+from loadtests.regression.metrics import MetricsError
 from pipeline.aws import StepError, session_for
+from pipeline.baseline import Baselines
+from pipeline.baseline import store_from_env as baseline_store_from_env
 from pipeline.commands import RELEASES_PREFIX
 from pipeline.review import content_type
 
@@ -369,8 +375,18 @@ def commit_id(env: dict[str, str], root: Path) -> str:
     return "unknown"
 
 
-def record(cdk_out: Path, store: Store, *, execution_id: str, commit: str) -> dict[str, Any]:
-    """Build this run's record from `cdk_out` and the run folder, and publish it; returns release.json."""
+def record(
+    cdk_out: Path,
+    store: Store,
+    *,
+    execution_id: str,
+    commit: str,
+    baselines: Baselines | None = None,
+) -> dict[str, Any]:
+    """Build this run's record from `cdk_out` and the run folder, and publish it; returns release.json.
+
+    With `baselines`, the run's load test then becomes the regression gate's baseline (a run folder that
+    cannot be one, e.g. without a summary, is said and skipped: the record is what this step is for)."""
     with tempfile.TemporaryDirectory(prefix="release-") as scratch:
         run = Path(scratch) / "run"
         found = store.run_folder(execution_id, run)
@@ -389,12 +405,24 @@ def record(cdk_out: Path, store: Store, *, execution_id: str, commit: str) -> di
             cdk_out, folder, execution_id=execution_id, commit=commit, loadtest=loadtest, changes=changes
         )
         where = store.publish(folder, execution_id)
+        if baselines is not None and loadtest is not None:
+            accept_baseline(baselines, loadtest, execution_id=execution_id, commit=commit)
     size = sum(entry["size"] for entry in release["files"].values())
     say(
         f"Recorded the release that reached prod: {execution_id} ({commit[:12]}), {len(release['files'])} "
         f"files, {size / 1e6:.1f} MB, at {where} and {LATEST}/"
     )
     return release
+
+
+def accept_baseline(baselines: Baselines, run_dir: Path, *, execution_id: str, commit: str) -> None:
+    source = f"release {execution_id} ({commit[:12]}) reached prod"
+    try:
+        key, run = baselines.accept(run_dir, source=source)
+    except (MetricsError, BaselineError) as error:
+        say(f"WARNING: the release's load test is not a baseline: {error}")
+        return
+    say(f"The load test {run.run_id} of this release is now the baseline of {key.path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,7 +440,16 @@ def main(argv: list[str] | None = None) -> int:
             execution_id = env.get("PIPELINE_EXECUTION_ID", "").strip()
             if not execution_id:
                 raise ReleaseError("PIPELINE_EXECUTION_ID is not set (the pipeline passes its execution id)")
-            record(args.cdk_out, store, execution_id=execution_id, commit=commit_id(env, Path.cwd()))
+            record(
+                args.cdk_out,
+                store,
+                execution_id=execution_id,
+                commit=commit_id(env, Path.cwd()),
+                # The pipeline sets REPORTS_BUCKET, make rehearse BASELINE_DIR; a bare local record has none.
+                baselines=baseline_store_from_env(env)
+                if env.get("BASELINE_DIR") or env.get("REPORTS_BUCKET")
+                else None,
+            )
             return 0
         release = fetch_latest(store, args.destination)
         if release is None:

@@ -7,13 +7,15 @@ reviewable too:
    be read: the stage's resource names are set (`ClusterName`, `ServiceName`, ... from the stage outputs);
 2. `python -m loadtests.capacity RUN_FOLDER`, with the credentials of `METRICS_ROLE_ARN` (the stage
    account's CloudWatch reading role) when set, in `TARGET_REGION`; `REVIEW_ASSUME_TASKS=N` adds
-   `--assume-tasks N` (the local stack: one task, no CloudWatch);
+   `--assume-tasks N` (the local stack: one task, no CloudWatch). It compares the run with the baseline
+   the step fetched (`reports/loadtest-baseline`) again, now with CloudWatch's per-request figures;
 3. copies the run's JUnit file to `reports/junit/` for the CodeBuild report group;
 4. publishes the run folder: with `REPORTS_BUCKET`, to `s3://BUCKET/runs/$PIPELINE_EXECUTION_ID/` and to
    `latest/` (whose older files are removed), with the pipeline step's own credentials; else, with
    `REPORTS_DIR`, to the same layout in that folder (`make rehearse`).
 
-Exit 1 when the review or the publication failed; the load test's verdict is the build phase's.
+Exit 1 when the review or the publication failed, or when the regression gate (regression.json) found a
+metric that regressed; the thresholds' verdict is the build phase's.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.aws import StepError, credentials_env, session_for
-from pipeline.commands import JUNIT_DIR, JUNIT_FILE, REVIEW_PAGE, console_object_url
+from pipeline.commands import BASELINE_FETCHED, JUNIT_DIR, JUNIT_FILE, REVIEW_PAGE, console_object_url
 
 CLOUDWATCH_NAMES = (
     "ClusterName",
@@ -67,7 +69,7 @@ def content_type(path: Path) -> str:
 
 
 def capacity_review(run_dir: Path, env: dict[str, str]) -> int:
-    command = [sys.executable, "-m", "loadtests.capacity", str(run_dir)]
+    command = [sys.executable, "-m", "loadtests.capacity", str(run_dir), "--baseline-dir", BASELINE_FETCHED]
     if env.get("REVIEW_ASSUME_TASKS"):
         command += ["--assume-tasks", env["REVIEW_ASSUME_TASKS"]]
     child_env = dict(env)
@@ -76,6 +78,18 @@ def capacity_review(run_dir: Path, env: dict[str, str]) -> int:
         child_env.update(credentials_env(session))
     say("python " + " ".join(command[1:]))
     return subprocess.run(command, env=child_env, check=False).returncode  # noqa: S603 (our own module)
+
+
+def regression_problems(run_dir: Path) -> list[str]:
+    """The regression gate's verdict, as the review last wrote it (with CloudWatch's figures)."""
+    path = run_dir / "regression.json"
+    if not path.is_file():
+        return []  # the run failed before it could be compared; the build phase has failed already
+    verdict = json.loads(path.read_text())
+    if verdict.get("passed", True):
+        return []
+    regressed = [v["label"] for v in verdict.get("verdicts", []) if v.get("verdict") == "regressed"]
+    return [f"the regression gate: {verdict.get('headline')}: {'; '.join(regressed)}"]
 
 
 def collect_junit(run_dir: Path, junit_dir: Path) -> None:
@@ -138,6 +152,7 @@ def main(argv: list[str] | None = None, *, sleep: Callable[[float], None] = time
             problems.append("the capacity review failed (above)")
     except (StepError, BotoCoreError, ClientError, OSError, ValueError) as error:
         problems.append(f"the capacity review could not run: {error}")
+    problems += regression_problems(run_dir)
     collect_junit(run_dir, Path(JUNIT_DIR))
     try:
         if env.get("REPORTS_BUCKET"):

@@ -226,6 +226,7 @@ def test_smoke_and_load_test_follow_the_staging_deployment_and_read_its_outputs(
     }
     settings = pipeline.project_env(load_test)
     assert {k: settings[k] for k in LOAD_TEST.env} == {
+        "LOAD_TARGET": "staging",  # the regression gate's baselines are per target, profile and shape
         "LOAD_SHAPE": "step",
         "LOAD_PROFILE": "staging",
         "LOAD_RUN_TIME": "30m",

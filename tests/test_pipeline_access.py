@@ -76,12 +76,22 @@ def test_reports_bucket_is_private_and_only_the_load_test_writes_it(pipeline: Pi
     for roles, _ in granted:
         assert roles == [{"Ref": role}], "only the load-test step's role writes the load-test reports"
     by_action = {json.dumps(as_list(s["Action"])): s for _, s in granted}
-    assert set(by_action) == {'["s3:PutObject"]', '["s3:DeleteObject"]', '["s3:ListBucket"]'}
+    assert set(by_action) == {
+        '["s3:PutObject"]',
+        '["s3:DeleteObject"]',
+        '["s3:GetObject"]',
+        '["s3:ListBucket"]',
+    }
     put = [r["Fn::Join"][1][1] for r in as_list(by_action['["s3:PutObject"]']["Resource"])]
     assert sorted(put) == ["/latest/*", "/runs/*"]
     delete = [r["Fn::Join"][1][1] for r in as_list(by_action['["s3:DeleteObject"]']["Resource"])]
     assert delete == ["/latest/*"]
-    assert by_action['["s3:ListBucket"]']["Condition"] == {"StringLike": {"s3:prefix": ["latest/*"]}}
+    # It reads only the regression gate's baselines (tests/test_pipeline_releases.py).
+    get = [r["Fn::Join"][1][1] for r in as_list(by_action['["s3:GetObject"]']["Resource"])]
+    assert get == ["/baseline/*"]
+    assert by_action['["s3:ListBucket"]']["Condition"] == {
+        "StringLike": {"s3:prefix": ["latest/*", "baseline/*"]}
+    }
     [bucket_policy] = [
         p
         for p in pipeline.top.resources(PIPELINE.stack_name, "AWS::S3::BucketPolicy").values()

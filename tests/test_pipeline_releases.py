@@ -7,7 +7,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipeline.commands import CHANGES_PAGE, PROD_CHANGES, RECORD_RELEASE, SMOKE
+from pipeline.commands import (
+    BASELINE_FETCHED,
+    BASELINE_PREFIX,
+    CHANGES_PAGE,
+    LOAD_TEST,
+    PROD_CHANGES,
+    RECORD_RELEASE,
+    SMOKE,
+)
 from pipeline.releases import PREFIX
 from stages.config import PIPELINE
 from tests.templates import PipelineView, as_list, role_statements
@@ -95,12 +103,39 @@ def test_the_release_is_recorded_after_prod_passes_its_smoke_test(pipeline: Pipe
 def test_the_recording_role_writes_only_the_release_record(pipeline: PipelineView) -> None:
     role = step_role(pipeline, pipeline.action("Prod", RECORD_RELEASE.name))
     releases = f"{BUCKET_ARN}/{PREFIX}"
+    baselines = f"{BUCKET_ARN}/{BASELINE_PREFIX}*"
     assert grants(bucket_statements(pipeline, role)) == {
         ("s3:PutObject", f"{releases}*", NONE),
         ("s3:DeleteObject", f"{releases}latest/*", NONE),  # older files of latest/; never a release's own
         ("s3:GetObject", f"{BUCKET_ARN}/runs/*", NONE),  # the run folder it copies
-        ("s3:ListBucket", BUCKET_ARN, listing("runs/*", f"{PREFIX}latest/*")),
+        # The regression gate's baselines: it adds the release's load test, reading their index first,
+        # and may delete nothing there.
+        ("s3:PutObject", baselines, NONE),
+        ("s3:GetObject", baselines, NONE),
+        ("s3:ListBucket", BUCKET_ARN, listing("runs/*", f"{PREFIX}latest/*", f"{BASELINE_PREFIX}*")),
     }
+
+
+def test_the_load_test_fetches_its_baseline_and_may_only_read_it(pipeline: PipelineView) -> None:
+    """The staging load test is compared with the staging run of the last release that reached prod:
+    the step fetches it from the bucket first, then runs with it; the baselines are read-only here."""
+    action = pipeline.action("Staging", LOAD_TEST.name)
+    commands = pipeline.commands(pipeline.project(action))
+    fetch, run = (commands.index(c.text) for c in LOAD_TEST.build)
+    assert fetch < run
+    assert LOAD_TEST.build[0].text.startswith('python -m pipeline.baseline fetch --target "$LOAD_TARGET"')
+    assert f"--baseline-dir {BASELINE_FETCHED}" in LOAD_TEST.build[1].text
+    assert f"--into {BASELINE_FETCHED}" in LOAD_TEST.build[0].text
+    assert LOAD_TEST.env["LOAD_TARGET"] == "staging"
+    assert pipeline.project_env(action)["REPORTS_BUCKET"] == {"Ref": reports_bucket(pipeline)}
+    role = step_role(pipeline, action)
+    baselines = f"{BUCKET_ARN}/{BASELINE_PREFIX}*"
+    found = grants(bucket_statements(pipeline, role))
+    assert ("s3:GetObject", baselines, NONE) in found
+    assert ("s3:ListBucket", BUCKET_ARN, listing("latest/*", f"{BASELINE_PREFIX}*")) in found
+    assert not [
+        g for g in found if g[0] != "s3:GetObject" and g[1].startswith(f"{BUCKET_ARN}/{BASELINE_PREFIX}")
+    ]
 
 
 def test_the_prod_change_report_comes_before_the_approval(pipeline: PipelineView) -> None:

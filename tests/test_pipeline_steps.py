@@ -14,8 +14,11 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from loadtests.regression import cli as regression
+from loadtests.tests.regression_fixtures import RUN1, RUN2, copy_run, scaled
 from pipeline import image_scan, migrate, review, smoke
 from pipeline.aws import StepError
+from pipeline.commands import BASELINE_FETCHED, JUNIT_DIR, JUNIT_FILE
 from stages.config import PROD, STAGING
 from tests.templates import Synthesized
 
@@ -335,3 +338,26 @@ def test_a_failed_review_is_still_published(
     assert (tmp_path / "bucket" / "runs" / "exec-2" / "capacity.html").exists()
     assert (tmp_path / "bucket" / "latest" / "junit.xml").exists()
     assert (tmp_path / "reports" / "junit" / "loadtest.xml").read_text() == "<testsuite/>"
+
+
+def test_a_regression_found_by_the_review_fails_the_step_and_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The review compares again with CloudWatch's figures; a regression then fails the load-test step,
+    after the run folder, its page and its JUnit file (with the regressed metrics) are published."""
+    monkeypatch.chdir(tmp_path)
+    accepted = copy_run(RUN1, tmp_path / "run1")
+    assert regression.main(["accept", str(accepted), "--baseline-dir", BASELINE_FETCHED]) == 0
+    slow = scaled(RUN2, tmp_path, 3)
+    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "bucket"))
+    monkeypatch.setenv("PIPELINE_EXECUTION_ID", "exec-3")
+    monkeypatch.setenv("REVIEW_ASSUME_TASKS", "1")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))  # the review's subprocess
+    for name in ("REPORTS_BUCKET", *review.CLOUDWATCH_NAMES):
+        monkeypatch.delenv(name, raising=False)
+    assert review.main([str(slow)]) == 1
+    assert "the regression gate: REGRESSED against baseline 261204-144816-e7" in capsys.readouterr().err
+    published = tmp_path / "bucket" / "runs" / "exec-3"
+    assert (published / "capacity.html").exists() and (published / "regression.json").exists()
+    junit = (tmp_path / JUNIT_DIR / JUNIT_FILE).read_text()
+    assert 'name="loadtest.regression"' in junit and 'type="Regressed"' in junit

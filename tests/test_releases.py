@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from devstack.s3server import client
+from loadtests.tests.regression_fixtures import RUN1
 from pipeline import prod_changes, releases
 from pipeline.changes import between, report
-from pipeline.commands import CHANGES_PAGE
+from pipeline.commands import BASELINE_PREFIX, CHANGES_PAGE
 from tests.templates import ROOT, Synthesized
 
 needs_diff_engine = pytest.mark.skipif(
@@ -175,6 +176,38 @@ def test_the_record_holds_the_prod_templates_the_load_test_and_the_metadata(
     assert images and {i["asset"] for i in release["images"]} == images
     assert all(i["imageTag"] and i["repositoryName"] for i in release["images"])
     assert sum(f["size"] for f in release["files"].values()) < 2_000_000  # small: templates, not assets
+
+
+def test_the_release_s_load_test_becomes_the_regression_gate_s_baseline(
+    synthesized: Synthesized, s3: Any, bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RecordRelease adds the release's staging run to `baseline/`; a run that passed nothing is skipped
+    with a warning (the record itself is this step's job)."""
+    run = RUN1  # a saved real run of the load test, labelled here as the pipeline's staging run
+    summary = {
+        **json.loads((run / "summary.json").read_text()),
+        "target": "staging",
+        "profile": "staging",
+        "shape": "step",
+    }
+    files = {p.name: p.read_text() for p in run.iterdir() if p.is_file()}
+    publish_run(s3, bucket, "exec-1", {**files, "summary.json": json.dumps(summary)})
+    env = {"AWS_ENDPOINT_URL": moto_endpoint, "REPORTS_BUCKET": bucket, "COMMIT_ID": "c" * 40}
+    argv = ["record", str(synthesized.outdir)]
+    assert run_step(monkeypatch, releases.main, argv, PIPELINE_EXECUTION_ID="exec-1", **env) == 0
+    prefix = f"{BASELINE_PREFIX}staging/staging/step/"
+    assert keys(s3, bucket, BASELINE_PREFIX) == {
+        f"{prefix}baseline.json",
+        f"{prefix}runs/{summary['run_id']}/metrics.json",
+        f"{prefix}runs/{summary['run_id']}/summary.json",
+    }
+    index = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}baseline.json")["Body"].read())
+    assert index["accepted"][0]["source"] == f"release exec-1 ({'c' * 12}) reached prod"
+
+    publish_run(s3, bucket, "exec-2", {**files, "summary.json": json.dumps({**summary, "passed": False})})
+    assert run_step(monkeypatch, releases.main, argv, PIPELINE_EXECUTION_ID="exec-2", **env) == 0
+    index = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}baseline.json")["Body"].read())
+    assert len(index["accepted"]) == 1  # a run that missed its thresholds is no baseline
 
 
 def test_a_later_release_replaces_latest_and_keeps_the_earlier_one(
