@@ -256,6 +256,22 @@ def test_the_old_revision_answering_the_test_listener_fails(listener: Listener) 
     assert decide(listener, event(), digest=None) == {"hookStatus": "SUCCEEDED"}
 
 
+def test_a_digest_that_cannot_be_read_leaves_the_other_checks_to_judge(listener: Listener) -> None:
+    def refused(arn: str) -> str | None:
+        raise PermissionError("AccessDenied: ecs:DescribeServiceRevisions")
+
+    answer = hook.decide(
+        event(),
+        settings=SETTINGS,
+        addresses=lambda: ["127.0.0.1"],
+        fetch=listener.fetch(),
+        hold_requested=lambda: False,
+        revision_digest=refused,
+    )
+    assert answer == {"hookStatus": "SUCCEEDED"}
+    assert [path for path, _ in listener.requests] == [check.path for check in hook.CHECKS]
+
+
 def test_a_certificate_for_another_name_fails(tmp_path: Path) -> None:
     for impostor in serve(tmp_path, "somewhere-else.example.test"):
         context = ssl.create_default_context(cadata=impostor.trusted.decode())
