@@ -36,6 +36,8 @@ REVIEW_PAGE = "capacity.html"
 """The capacity review's page in a run folder (written by `python -m loadtests.capacity`)."""
 CHANGES_PAGE = "changes/changes.html"
 """The prod change report's page in a run folder (written by `python -m pipeline.prod_changes`)."""
+APPROVAL_PAGE = "approval.html"
+"""The one page the prod approval's link opens, in a run folder (written by `python -m pipeline.approval`)."""
 RELEASES_PREFIX = "releases/prod/"
 """The record of the release that last reached prod, in the reports bucket (`pipeline.releases`): outside
 `runs/`, which expires."""
@@ -236,6 +238,14 @@ PROD_CHANGES = StepCommands(
     # Fails on a stateful prod resource replaced or removed without an allowance (changes-allowed.toml).
     build=(Command("python -m pipeline.prod_changes cdk.out"),),
     local_env=MappingProxyType({"RELEASES_DIR": RELEASES_LOCAL}),
+)
+
+APPROVAL = StepCommands(
+    name="ApprovalPage",
+    purpose="one page for the prod approval: capacity review, regression verdict, prod change report, "
+    "image scan and permission broadening, each with its status",
+    install=(Command(STEP_REQUIREMENTS),),
+    build=(Command("python -m pipeline.approval"),),
 )
 
 RECORD_RELEASE = StepCommands(

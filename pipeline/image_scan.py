@@ -18,17 +18,21 @@ of critical findings, so the gate fails closed and says what to change. Covered 
 their entry's expiry and reason; an expired entry covers nothing, and the step says so.
 
 Environment: `IMAGE_SCAN_ROLE_ARNS`, the comma-separated ARNs of the environments' image-scan roles (one
-per account; the account in each ARN picks the role for that account's registry).
+per account; the account in each ARN picks the role for that account's registry). With
+`REPORTS_BUCKET` and `PIPELINE_EXECUTION_ID`, the result (each image's scan state, counts and the lines
+above) is also published as `runs/<execution id>/image-scan/image-scan.json`, for the prod approval's
+page (`pipeline.approval`); with `REPORTS_DIR` instead, into that folder's same place.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -289,9 +293,25 @@ def gate(
     today: date,
     unfixable_fails: bool,
     sleep: Callable[[float], None] = time.sleep,
+    results: list[dict[str, Any]] | None = None,
 ) -> tuple[str | None, set[Allowed]]:
-    """Scan one image and print what the gate made of it: (why it fails, or None; the entries it used)."""
+    """Scan one image and print what the gate made of it: (why it fails, or None; the entries it used).
+    `results` gets the same, as one entry of `image-scan.json`."""
     status, description = scan_result(ecr, image, timeout_s=timeout_s, sleep=sleep)
+    entry: dict[str, Any] = {
+        "image": image.label,
+        "names": list(image.names),
+        "account": image.account,
+        "region": image.region,
+        "tag": image.tag,
+        "status": status,
+        "description": description,
+        "counts": {},
+        "lines": [],
+        "failure": None,
+    }
+    if results is not None:
+        results.append(entry)
     if status not in SCANNED:
         print(
             f"    {image.label}: CANNOT SCAN: {status}" + (f": {description}" if description else ""),
@@ -299,7 +319,9 @@ def gate(
         )
         if status in HINTS:
             print(f"      {HINTS[status]}", flush=True)
-        return f"{image.label}: cannot scan ({status})", set()
+        entry["failure"] = f"{image.label}: cannot scan ({status})"
+        entry["lines"] = [HINTS[status]] if status in HINTS else []
+        return entry["failure"], set()
     findings = findings_of(ecr, image)
     counts = counts_of(findings)
     summary = ", ".join(f"{s.lower()} {counts[s]}" for s in SEVERITIES if counts.get(s)) or "no findings"
@@ -310,7 +332,48 @@ def gate(
     for line in verdict.lines:
         print(f"      {line}", flush=True)
     failure = f"{image.label}: {verdict.failing} {fail_on.lower()} finding(s)" if verdict.failing else None
+    entry.update(counts=counts, lines=verdict.lines, failure=failure)
     return failure, verdict.used
+
+
+RESULT_FILE = "image-scan/image-scan.json"
+"""Where the result goes in a run folder (`runs/<execution id>/` of the reports bucket)."""
+
+
+def result(
+    images: list[dict[str, Any]], *, fail_on: str, passed: bool, problem: str | None, unused: list[str]
+) -> dict[str, Any]:
+    """What `image-scan.json` holds: the verdict, then each image's scan."""
+    return {
+        "passed": passed,
+        "failOn": fail_on,
+        "problem": problem,
+        "images": images,
+        "unusedAllowlistEntries": unused,
+        "allowlist": ALLOWLIST_FILE,
+    }
+
+
+def publish(data: dict[str, Any], env: Mapping[str, str]) -> str | None:
+    """Write `image-scan.json` where the approval page reads it; None when no place is set."""
+    run_id = env.get("PIPELINE_EXECUTION_ID", "").strip()
+    if not run_id:
+        return None
+    body = json.dumps(data, indent=1) + "\n"
+    if env.get("REPORTS_DIR"):
+        path = Path(env["REPORTS_DIR"]) / "runs" / run_id / RESULT_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+        return str(path)
+    if env.get("REPORTS_BUCKET"):
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-west-2"
+        s3 = session_for(None, region, "image-scan-result").client("s3")
+        key = f"runs/{run_id}/{RESULT_FILE}"
+        s3.put_object(
+            Bucket=env["REPORTS_BUCKET"], Key=key, Body=body.encode(), ContentType="application/json"
+        )
+        return f"s3://{env['REPORTS_BUCKET']}/{key}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,6 +390,32 @@ def main(argv: list[str] | None = None) -> int:
     today = image_scan_allowlist.today_utc()
     failed: list[str] = []
     used: set[Allowed] = set()
+    results: list[dict[str, Any]] = []
+    code = run_gate(args, allowlist, today, failed, used, results)
+    unused = [entry.finding for entry in allowlist if entry not in used]
+    problem = None if code == 0 else "; ".join(failed)
+    try:
+        where = publish(
+            result(results, fail_on=args.fail_on, passed=code == 0, problem=problem, unused=unused),
+            os.environ,
+        )
+    except (BotoCoreError, ClientError, OSError) as error:
+        print(f"ERROR: publishing the scan's result failed: {error}", file=sys.stderr)
+        return 1
+    if where:
+        print(f"==> The scan's result: {where}", flush=True)
+    return code
+
+
+def run_gate(
+    args: argparse.Namespace,
+    allowlist: tuple[Allowed, ...],
+    today: date,
+    failed: list[str],
+    used: set[Allowed],
+    results: list[dict[str, Any]],
+) -> int:
+    """The gate over every image of the assembly: 0 when it holds, 1 otherwise (printed as it goes)."""
     try:
         roles = roles_by_account(
             required_env("IMAGE_SCAN_ROLE_ARNS", hint="the pipeline sets it")["IMAGE_SCAN_ROLE_ARNS"]
@@ -349,12 +438,14 @@ def main(argv: list[str] | None = None) -> int:
                 allowlist=allowlist,
                 today=today,
                 unfixable_fails=image_scan_allowlist.UNFIXABLE_FAILS,
+                results=results,
             )
             used |= allowed
             if failure:
                 failed.append(failure)
     except (StepError, BotoCoreError, ClientError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
+        failed.append(f"the scan could not run: {error}")
         return 1
     for entry in allowlist:
         if entry not in used:

@@ -134,6 +134,18 @@ KNOWN: tuple[Known, ...] = (
         "The prod change report step reads the release record under releases/prod/ and writes only its "
         "report into runs/<execution id>/changes/; the execution id is known only at run time.",
     ),
+    Known(
+        r"AwsSolutions-IAM5\[Resource::<Reports[0-9A-F]{8}\.Arn>/runs/\*/image-scan/\*\]",
+        r"^Pipeline/ImageScanStepRole/DefaultPolicy/Resource$",
+        "The image scan writes its result, for the approval page, into runs/<execution id>/image-scan/ "
+        "only; the execution id is known only at run time.",
+    ),
+    Known(
+        r"AwsSolutions-IAM5\[Resource::<Reports[0-9A-F]{8}\.Arn>/runs/(\*|\*/approval\.html)\]",
+        r"^Pipeline/ApprovalPageStepRole/DefaultPolicy/Resource$",
+        "The approval page step reads its run's reports under runs/<execution id>/ and writes only "
+        "runs/<execution id>/approval.html; the execution id is known only at run time.",
+    ),
 )
 
 

@@ -20,6 +20,8 @@ from constructs import Construct
 from pipeline import access_stack
 from pipeline.access_stack import IMAGE_SCAN, METRICS, MIGRATE, SERVING, PipelineAccessStack
 from pipeline.commands import (
+    APPROVAL,
+    APPROVAL_PAGE,
     BASELINE_PREFIX,
     CHANGES_PAGE,
     JUNIT_DIR,
@@ -28,7 +30,6 @@ from pipeline.commands import (
     PROD_CHANGES,
     RECORD_RELEASE,
     RELEASES_PREFIX,
-    REVIEW_PAGE,
     SMOKE,
     SYNTH,
     console_object_url,
@@ -71,8 +72,10 @@ class PipelineStack(cdk.Stack):
       and capacity review go to the reports bucket (`runs/<execution id>/` and `latest/`) and whose JUnit
       file goes to a CodeBuild report group.
     - Prod: `ConfirmPermissionsBroadening` and the prod change report (this run's prod templates against
-      the record of the release that last reached prod, beside the capacity review), then a manual approval
-      whose link opens this run's capacity review and whose comment links the change report, then the
+      the record of the release that last reached prod, beside the capacity review), the approval page
+      (`pipeline.approval`), then a manual approval whose link opens that page (capacity review,
+      regression verdict, change report, image scan, permission broadening) and whose comment links the
+      change report, then the
       stage with its migration, then the serving check and the smoke test, then the record of this release (`releases/prod/`
       of the reports bucket, which does not expire).
     - The topic hears of approvals waiting, of permission broadening and of every failed run.
@@ -127,6 +130,15 @@ class PipelineStack(cdk.Stack):
             for access_step in (MIGRATE, IMAGE_SCAN, METRICS, SERVING)
         }
         self._grant_reports(self.step_roles[METRICS.step])
+        # The image scan's result, for the approval page: its one file of the run folder.
+        self.step_roles[IMAGE_SCAN.step].add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[self.reports_bucket.arn_for_objects("runs/*/image-scan/*")],
+            )
+        )
+        self.approval_page_role = self._codebuild_role("ApprovalPageStepRole", APPROVAL.name)
+        self._grant_approval_page(self.approval_page_role)
         self.record_role = self._codebuild_role("RecordReleaseStepRole", RECORD_RELEASE.name)
         self.changes_role = self._codebuild_role("ProdChangesStepRole", PROD_CHANGES.name)
         self._grant_release_record(self.record_role, self.changes_role)
@@ -190,6 +202,8 @@ class PipelineStack(cdk.Stack):
                 "IMAGE_SCAN_ROLE_ARNS": ",".join(
                     access_stack.role_arn(IMAGE_SCAN, s) for s in (staging, prod)
                 ),
+                "REPORTS_BUCKET": self.reports_bucket.bucket_name,
+                "PIPELINE_EXECUTION_ID": EXECUTION_ID,
             },
             role=self.step_roles[IMAGE_SCAN.step],
             cache_bucket=self.cache_bucket,
@@ -246,8 +260,18 @@ class PipelineStack(cdk.Stack):
             cache_prefix=PROD_CHANGES.name,
             cache_paths=(PIP_CACHE, NPM_CACHE),
         )
+        # One page for the approver: every report of the run, each with its status (pipeline.approval).
+        approval_page = codebuild_step(
+            APPROVAL,
+            input=source,
+            env={"REPORTS_BUCKET": self.reports_bucket.bucket_name, "PIPELINE_EXECUTION_ID": EXECUTION_ID},
+            role=self.approval_page_role,
+            cache_bucket=self.cache_bucket,
+            cache_prefix=APPROVAL.name,
+        )
+        approval_page.add_step_dependency(prod_changes)
         self.review_url = console_object_url(
-            config.region, self.reports_bucket.bucket_name, f"runs/{EXECUTION_ID}/{REVIEW_PAGE}"
+            config.region, self.reports_bucket.bucket_name, f"runs/{EXECUTION_ID}/{APPROVAL_PAGE}"
         )
         self.changes_url = console_object_url(
             config.region, self.reports_bucket.bucket_name, f"runs/{EXECUTION_ID}/{CHANGES_PAGE}"
@@ -255,16 +279,17 @@ class PipelineStack(cdk.Stack):
         approval = pipelines.ManualApprovalStep(
             "Approve",
             comment=(
-                "Staging passed its smoke test and its load test's thresholds. The link opens this run's "
-                "capacity review (sign in to the pipeline account's console): check the figures it proposes "
-                "for stages/config.py PROD before approving the release to prod. What this release changes "
-                f"in prod since the last release (the prod change report): {self.changes_url}"
+                "Staging passed its serving check, smoke test and load test. The link opens this run's "
+                "approval page (sign in to the pipeline account's console): the capacity review, the "
+                "regression verdict, the prod change report, the image scan and permission broadening, each "
+                "with its status at the top; check the capacity figures it proposes for stages/config.py "
+                f"PROD before approving. The prod change report alone: {self.changes_url}"
             ),
             review_url=self.review_url,
             notification_topic=self.topic,
         )
         approval.add_step_dependency(broadening)
-        approval.add_step_dependency(prod_changes)
+        approval.add_step_dependency(approval_page)
         prod_serving = self._serving(prod, source, synth)
         prod_smoke = self._smoke(prod, source)
         prod_smoke.add_step_dependency(prod_serving)
@@ -285,7 +310,7 @@ class PipelineStack(cdk.Stack):
         record.add_step_dependency(prod_smoke)
         self.pipeline.add_stage(
             prod,
-            pre=[broadening, prod_changes, approval],
+            pre=[broadening, prod_changes, approval_page, approval],
             stack_steps=[pipelines.StackSteps(stack=prod.app, pre=[self._migrate(prod, source)])],
             post=[prod_serving, prod_smoke, record],
         )
@@ -455,6 +480,23 @@ class PipelineStack(cdk.Stack):
             )
         )
         self.report_group.grant_write(role)
+
+    def _grant_approval_page(self, role: iam.Role) -> None:
+        """The approval page's step reads the run folder (listing it, so a missing report is a 404, not a
+        403) and writes only the page."""
+        bucket = self.reports_bucket
+        for statement in (
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("runs/*")]),
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["runs/*"]}},
+            ),
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"runs/*/{APPROVAL_PAGE}")]
+            ),
+        ):
+            role.add_to_policy(statement)
 
     def _codebuild_role(self, construct_id: str, step: str) -> iam.Role:
         return iam.Role(

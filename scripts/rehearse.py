@@ -12,8 +12,9 @@ are written once, in `pipeline/commands.py`) so a step that would fail after a p
                capacity review run against it
     Prod       the prod change report against `reports/rehearse/releases/`, a local folder standing in
                for the release record (`releases/prod/` of the reports bucket; none on a first rehearsal:
-               nothing to compare with); stops where the manual approval stands, and prints the paths of
-               the capacity review and the change report. With `--record`, goes on as if approved to
+               nothing to compare with), then the approval page; stops where the manual approval stands,
+               and prints the approval page's path (it shows the capacity review and the change report).
+               With `--record`, goes on as if approved to
                RecordRelease (the prod deployment itself is not rehearsed): this rehearsal becomes the
                record that the next one compares with
 
@@ -52,6 +53,8 @@ if str(ROOT) not in sys.path:  # run as a script: import the repository's packag
 from devstack.background import LocalStack  # noqa: E402
 from devstack.postgres import DEFAULT_DB, DEFAULT_PASSWORD, DEFAULT_USER, free_port  # noqa: E402
 from pipeline.commands import (  # noqa: E402
+    APPROVAL,
+    APPROVAL_PAGE,
     CHANGES_PAGE,
     GENERATED,
     IMAGE_SCAN,
@@ -110,6 +113,7 @@ def plan() -> list[Entry]:
         Entry("Staging", LOAD_TEST.name, step=LOAD_TEST),
         Entry("Prod", "ConfirmPermissionsBroadening", skip=GENERATED["ConfirmPermissionsBroadening"]),
         Entry("Prod", PROD_CHANGES.name, step=PROD_CHANGES),
+        Entry("Prod", APPROVAL.name, step=APPROVAL),
         Entry("Prod", "Approve", marker="approval"),
         Entry("Prod", RECORD_RELEASE.name, step=RECORD_RELEASE, marker="after-approval"),
     ]
@@ -155,6 +159,7 @@ class Rehearsal:
         self.stack: LocalStack | None = None
         self.review: Path | None = None
         self.changes_report: Path | None = None
+        self.approval_page: Path | None = None
         run_id = folder.name
         self.base_env = {
             **os.environ,
@@ -196,20 +201,13 @@ class Rehearsal:
         if entry.marker == "changes":
             return self.changes(entry)
         if entry.marker == "approval":
-            where = self.review or "(no capacity review: the load test did not run)"
-            changes = self.changes_report or "(no prod change report: ProdChanges did not run)"
+            page = self.approval_page or "(no approval page: ApprovalPage did not run)"
             if self.record_release:
-                note = f"--record: taken as approved; capacity review {where}, prod change report {changes}"
-                self.record(Result(entry, "stand-in", note=note))
-                return True
-            self.record(
-                Result(
-                    entry,
-                    "stop",
-                    note=f"a person approves here, with the capacity review: {where} and the prod change "
-                    f"report: {changes}",
+                self.record(
+                    Result(entry, "stand-in", note=f"--record: taken as approved; approval page {page}")
                 )
-            )
+                return True
+            self.record(Result(entry, "stop", note=f"a person approves here, with the approval page: {page}"))
             return True
         assert entry.step is not None
         return self.run_step(entry, entry.step)
@@ -320,6 +318,9 @@ class Rehearsal:
         if step is PROD_CHANGES:
             changes = Path(env["REPORTS_DIR"]) / "runs" / env["PIPELINE_EXECUTION_ID"] / CHANGES_PAGE
             self.changes_report = changes if changes.exists() else None
+        if step is APPROVAL:
+            page = Path(env["REPORTS_DIR"]) / "runs" / env["PIPELINE_EXECUTION_ID"] / APPROVAL_PAGE
+            self.approval_page = page if page.exists() else None
         status = "FAILED" if failed else "stand-in" if stand_ins else "ok"
         self.record(Result(entry, status, time.monotonic() - started, failed or "; ".join(stand_ins)))
         return failed is None
@@ -343,9 +344,7 @@ def print_plan() -> None:
         elif entry.marker == "stack":
             print("    the local stack (`python -m devstack up`) stands in for the stage's deployment")
         elif entry.marker == "approval":
-            print(
-                "    stop: a person approves here; the capacity review's and the change report's paths are printed"
-            )
+            print("    stop: a person approves here; the approval page's path is printed")
         elif entry.marker == "preflight":
             print(f"    run       {PREFLIGHT}  (not a pipeline step: placeholders left are a warning here)")
         elif entry.marker == "changes":
@@ -428,8 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     if passed:
         where = "Recorded the release past" if args.record else "Stopped where"
         print(
-            f"\n{where} the prod approval stands. Capacity review: {rehearsal.review or 'none'}; prod change "
-            f"report: {rehearsal.changes_report or 'none'}"
+            f"\n{where} the prod approval stands. Approval page: {rehearsal.approval_page or 'none'} "
+            f"(capacity review: {rehearsal.review or 'none'}; prod change report: "
+            f"{rehearsal.changes_report or 'none'})"
         )
         return 0
     print(

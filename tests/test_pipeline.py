@@ -268,7 +268,7 @@ def test_approval_comes_before_every_prod_deployment_and_notifies_the_topic(pipe
     assert pipeline.action("Prod", "ConfirmPermissionsBroadening.Confirm")["RunOrder"] < approve["RunOrder"]
 
 
-def test_the_approval_links_to_this_runs_capacity_review(pipeline: PipelineView) -> None:
+def test_the_approval_links_to_this_runs_approval_page(pipeline: PipelineView) -> None:
     link = pipeline.action("Prod", "Approve")["Configuration"]["ExternalEntityLink"]
     [bucket] = pipeline.top.resources(PIPELINE.stack_name, "AWS::S3::Bucket").keys() & {
         k for k in pipeline.resources if k.startswith("Reports")
@@ -279,7 +279,7 @@ def test_the_approval_links_to_this_runs_capacity_review(pipeline: PipelineView)
     # The S3 console's object page: a login, not a presigned URL that expires with a build's credentials.
     assert text == (
         f"https://{PIPELINE.region}.console.aws.amazon.com/s3/object/<{bucket}>?region={PIPELINE.region}"
-        "&bucketType=general&prefix=runs/#{codepipeline.PipelineExecutionId}/capacity.html"
+        "&bucketType=general&prefix=runs/#{codepipeline.PipelineExecutionId}/approval.html"
     )
 
 

@@ -10,7 +10,15 @@ import pytest
 from aws_cdk.assertions import Template
 
 from pipeline import access_stack
-from pipeline.commands import JUNIT_DIR, JUNIT_FILE, LOAD_TEST, PROD_CHANGES, RECORD_RELEASE
+from pipeline.commands import (
+    APPROVAL,
+    IMAGE_SCAN,
+    JUNIT_DIR,
+    JUNIT_FILE,
+    LOAD_TEST,
+    PROD_CHANGES,
+    RECORD_RELEASE,
+)
 from stages.config import PIPELINE, PROD, STAGING
 from tests.templates import TOKEN, PipelineView, Synthesized
 
@@ -60,10 +68,16 @@ def test_reports_bucket_is_private_and_only_the_load_test_writes_it(pipeline: Pi
         "Status": "Enabled",
     } in rules
     role = load_test_role(pipeline)
-    # The release record's two steps have grants of their own (tests/test_pipeline_releases.py).
+    # The release record's two steps (tests/test_pipeline_releases.py), the image scan and the approval
+    # page (tests/test_approval.py) have grants of their own.
     release_roles = [
-        pipeline.project(pipeline.action("Prod", step.name))["Properties"]["ServiceRole"]["Fn::GetAtt"][0]
-        for step in (PROD_CHANGES, RECORD_RELEASE)
+        pipeline.project(pipeline.action(stage, step.name))["Properties"]["ServiceRole"]["Fn::GetAtt"][0]
+        for stage, step in (
+            ("Prod", PROD_CHANGES),
+            ("Prod", RECORD_RELEASE),
+            ("Prod", APPROVAL),
+            ("Staging", IMAGE_SCAN),
+        )
     ]
     granted = []
     for policy in pipeline.top.resources(PIPELINE.stack_name, "AWS::IAM::Policy").values():

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.commands import GENERATED, IMAGE_SCAN, PROD_CHANGES, RECORD_RELEASE, RELEASES_LOCAL
+from pipeline.commands import APPROVAL, GENERATED, IMAGE_SCAN, PROD_CHANGES, RECORD_RELEASE, RELEASES_LOCAL
 from pipeline.preflight.placeholders import locate
 from stages.config import STAGING
 from tests.templates import ROOT, PipelineView
@@ -193,7 +193,9 @@ def test_the_prod_change_report_is_rehearsed_against_a_local_record(
     """Before the approval, against a folder standing in for the record (kept across rehearsals);
     `--record` runs the recording step after it, into the same folder."""
     steps = [(entry.stage, entry.name) for entry in rehearse.plan()]
-    assert steps.index(("Prod", PROD_CHANGES.name)) == steps.index(("Prod", "Approve")) - 1
+    # then the approval page, which shows the change report among the run's other reports
+    assert steps.index(("Prod", PROD_CHANGES.name)) == steps.index(("Prod", APPROVAL.name)) - 1
+    assert steps.index(("Prod", APPROVAL.name)) == steps.index(("Prod", "Approve")) - 1
     for step in (PROD_CHANGES, RECORD_RELEASE):
         assert step.local_env["RELEASES_DIR"] == RELEASES_LOCAL
         assert [c.local.how for c in step.build] == ["run"]
