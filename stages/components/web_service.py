@@ -48,9 +48,9 @@ class WebService(Construct):
       of `origin_domain_name` (CloudFront's origin for `/api/*`; an alias record here points it at the
       load balancer). It is locked to CloudFront twice: its security group admits only CloudFront's
       origin-facing prefix list, and its listener forwards only requests that carry the secret
-      `X-Origin-Verify` header CloudFront adds (the `origin_verify` secret's value), answering 403 to anything else
-      (another CloudFront distribution shares those addresses). To replace that value, see
-      stages/runbooks/origin-verify-header.md.
+      `X-Origin-Verify` header CloudFront adds (the `origin_verify` secret's value), answering 403 to
+      anything else (another CloudFront distribution shares those addresses). To replace that value,
+      see stages/runbooks/origin-verify-header.md.
     - Tasks run in the private subnets with the tasks' security group; the load balancer reaches them
       on the container port only, and checks `/api/v1/health`.
     - Deployments are gradual (`web_deployment` in config: CANARY or LINEAR): ECS starts the new revision
