@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.background import LocalStack, LocalStackError, is_ready
-from loadtests import report, runner, shapes
+from loadtests import protections, report, runner, shapes
 from loadtests.cleanup import cleanup_ledger, leftover_ledgers
 from loadtests.common.accounts import PoolError, read_pool
 from loadtests.common.config import PROFILES, RUN_ID_PATTERN
@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="test-user pool, `username:password` per line (default: $LOADTEST_USERS; else fresh users)",
     )
     run.add_argument("--no-cleanup", action="store_true", help="keep the run's images and accounts")
+    run.add_argument(
+        "--over-limits",
+        action="store_true",
+        help="run even when the plan's worst case exceeds the target's login throttling or WAF limits "
+        "(recorded in run.json; its 429s then count as failures)",
+    )
     run.add_argument("--grace", type=float, default=120.0, help="seconds past the shape's end before a kill")
 
     clean = sub.add_parser("cleanup", help="remove what crashed or killed runs left on their targets")
@@ -184,6 +190,9 @@ def command_run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return runner.EXIT_ERROR
+    checks = _protections(plan, planned, pool, args.over_limits)
+    if checks is None:
+        return runner.EXIT_ERROR
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     if not host:
         host = f"http://127.0.0.1:{os.environ.get('PORT') or 8000}"
@@ -202,7 +211,7 @@ def command_run(args: argparse.Namespace) -> int:
     plan.host = host.rstrip("/")
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a stopped CI job still stops Locust and cleans up
     try:
-        return _run(plan, planned, pool, cleanup=not args.no_cleanup)
+        return _run(plan, planned, pool, cleanup=not args.no_cleanup, protected=checks)
     finally:
         signal.signal(signal.SIGTERM, previous)
         if stack is not None:
@@ -214,7 +223,44 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _run(plan: runner.RunPlan, planned: shapes.Shape, pool: dict[str, str], cleanup: bool) -> int:
+def _protections(
+    plan: runner.RunPlan, planned: shapes.Shape, pool: dict[str, str], over_limits: bool
+) -> dict[str, Any] | None:
+    """The plan's worst case against the target's login throttling and WAF limits (loadtests/protections.py);
+    None when it exceeds one and --over-limits was not given."""
+    limits = protections.limits_for(plan.target)
+    poll = float(os.environ.get("LOADTEST_POLL_INTERVAL") or 0.5)
+    checks = protections.evaluate(
+        protections.Plan(planned, pool_size=len(pool) if plan.users_file else None, poll_interval_s=poll),
+        limits,
+    )
+    say(f"Protections of target {plan.target}, worst case (loadtests/protections.py):")
+    for check in checks:
+        print(f"      {check.describe()}", flush=True)
+    over = [c for c in checks if not c.inside]
+    record = {"checks": protections.as_dict(checks), "over_limits_allowed": bool(over and over_limits)}
+    if over and over_limits:
+        say(
+            f"WARNING: --over-limits: running although {len(over)} limit(s) may be exceeded; 429s are failures"
+        )
+    elif over:
+        print(
+            f"ERROR: this run could trip the target's own protections ({', '.join(c.name for c in over)}): "
+            "use fewer --users or a users file with more accounts (--users-file), or --over-limits to run "
+            "anyway",
+            file=sys.stderr,
+        )
+        return None
+    return record
+
+
+def _run(
+    plan: runner.RunPlan,
+    planned: shapes.Shape,
+    pool: dict[str, str],
+    cleanup: bool,
+    protected: dict[str, Any] | None = None,
+) -> int:
     leftovers = _clean_leftovers(plan.ledger_dir, plan.host, pool) if cleanup else []
     runner.start_ledger(plan)
     say(
@@ -254,6 +300,7 @@ def _run(plan: runner.RunPlan, planned: shapes.Shape, pool: dict[str, str], clea
             "exit_code": code,
             "cleanup": cleanup_result,
             "regression": headline,
+            "protections": protected,
         },
     )
     say(f"Report: {plan.run_dir / 'report.html'}  (summary: {plan.run_dir / 'summary.txt'})")

@@ -12,13 +12,14 @@ from typing import Any
 from locust import between, task
 
 from loadtests.common.api import Group
+from loadtests.common.personas import MEMBER
 from loadtests.users.base import ApiUser
 
 
 class Member(ApiUser):
     persona = "member"
-    weight = 3
-    wait_time = between(1, 3)
+    weight = MEMBER.weight
+    wait_time = between(MEMBER.min_wait_s, MEMBER.max_wait_s)
 
     def on_start(self) -> None:
         self.last_page: list[dict[str, Any]] = []

@@ -12,13 +12,14 @@ import random
 from locust import between, task
 
 from loadtests.common.api import Group
+from loadtests.common.personas import UPLOADER
 from loadtests.users.base import ApiUser
 
 
 class Uploader(ApiUser):
     persona = "uploader"
-    weight = 1
-    wait_time = between(2, 5)
+    weight = UPLOADER.weight
+    wait_time = between(UPLOADER.min_wait_s, UPLOADER.max_wait_s)
 
     def on_start(self) -> None:
         self.mine: list[str] = []

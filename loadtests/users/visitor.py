@@ -6,13 +6,14 @@ from typing import Any
 
 from locust import between, task
 
+from loadtests.common.personas import VISITOR
 from loadtests.users.base import ApiUser
 
 
 class Visitor(ApiUser):
     persona = "visitor"
-    weight = 6
-    wait_time = between(1, 3)
+    weight = VISITOR.weight
+    wait_time = between(VISITOR.min_wait_s, VISITOR.max_wait_s)
 
     def on_start(self) -> None:
         self.last_page: list[dict[str, Any]] = []
