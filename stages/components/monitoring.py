@@ -55,10 +55,37 @@ class Monitoring(Construct):
         cleanup_rule: events.IRule,
     ) -> None:
         super().__init__(scope, construct_id)
-        thresholds = config.alarm_thresholds
-        deployment = config.web_deployment
+        self._config = config
+        self._action = cloudwatch_actions.SnsAction(self._alarm_topic(config))
+        self.alarm_names: dict[str, str] = {}
         groups = dict(zip(TARGET_GROUP_LABELS, target_groups, strict=True))
+        self._web_alarms(load_balancer, groups)
+        self._revision_alarms(groups)
+        self._backend_alarms(
+            web_service=web_service,
+            database=database,
+            queue=queue,
+            dead_letter_queue=dead_letter_queue,
+            compressor_failures=compressor_failures,
+            cleanup_rule=cleanup_rule,
+        )
+        # During a deployment the new revision is in one group and the old in the other: an alarm of the
+        # old one's group (already failing before the deployment) also stops it, which keeps a release
+        # from hiding a problem it did not cause.
+        self.deployment_alarms = {
+            self.alarm_names[construct_id]: alarm
+            for construct_id, alarm in (
+                *((f"Revision5xxRatio{label.upper()}", self.revision_5xx[label]) for label in groups),
+                *((f"RevisionP95{label.upper()}", self.revision_p95[label]) for label in groups),
+                ("UnhealthyHosts", self.unhealthy_hosts),
+            )
+        }
 
+        self._dashboard(load_balancer, groups, web_service, worker_service, database)
+
+    def _alarm_topic(self, config: EnvironmentConfig) -> sns.Topic:
+        """The SNS topic every alarm notifies (on alarm and back to OK), encrypted with a key CloudWatch
+        may use, and open to this environment's alarms only."""
         # CloudWatch may publish to an encrypted topic only with a customer managed key it can use.
         topic_key = kms.Key(
             self,
@@ -90,38 +117,44 @@ class Monitoring(Construct):
         )
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
-        action = cloudwatch_actions.SnsAction(self.topic)
-        self.alarm_names: dict[str, str] = {}
+        return self.topic
 
-        def alarm(
-            construct_id: str,
-            name: str,
-            metric: cloudwatch.IMetric,
-            threshold: float,
-            description: str,
-            *,
-            evaluation_periods: int = thresholds.evaluation_periods,
-            comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        ) -> cloudwatch.Alarm:
-            created = cloudwatch.Alarm(
-                self,
-                construct_id,
-                # Named, not derived from logical ids: the web service's deployment configuration refers
-                # to alarms by name, and readable names are what on-call sees.
-                alarm_name=f"yoctogram-{config.name}-{name}",
-                metric=metric,
-                threshold=threshold,
-                evaluation_periods=evaluation_periods,
-                comparison_operator=comparison,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description=description,
-            )
-            self.alarm_names[construct_id] = f"yoctogram-{config.name}-{name}"
-            created.add_alarm_action(action)
-            created.add_ok_action(action)
-            return created
+    def _alarm(
+        self,
+        construct_id: str,
+        name: str,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        description: str,
+        *,
+        evaluation_periods: int | None = None,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    ) -> cloudwatch.Alarm:
+        config = self._config
+        created = cloudwatch.Alarm(
+            self,
+            construct_id,
+            # Named, not derived from logical ids: the web service's deployment configuration refers
+            # to alarms by name, and readable names are what on-call sees.
+            alarm_name=f"yoctogram-{config.name}-{name}",
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=evaluation_periods or config.alarm_thresholds.evaluation_periods,
+            comparison_operator=comparison,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=description,
+        )
+        self.alarm_names[construct_id] = f"yoctogram-{config.name}-{name}"
+        created.add_alarm_action(self._action)
+        created.add_ok_action(self._action)
+        return created
 
-        self.target_5xx = alarm(
+    def _web_alarms(
+        self, load_balancer: elbv2.ApplicationLoadBalancer, groups: dict[str, elbv2.ApplicationTargetGroup]
+    ) -> None:
+        """Service-wide: 5xx from the tasks and from the load balancer, p95, unhealthy targets."""
+        thresholds = self._config.alarm_thresholds
+        self.target_5xx = self._alarm(
             "Target5xx",
             "target-5xx",
             # The load balancer's count covers both target groups (they are its only ones).
@@ -131,7 +164,7 @@ class Monitoring(Construct):
             thresholds.target_5xx_per_minute,
             "The API answers HTTP 5xx.",
         )
-        self.elb_5xx = alarm(
+        self.elb_5xx = self._alarm(
             "LoadBalancer5xx",
             "load-balancer-5xx",
             load_balancer.metrics.http_code_elb(
@@ -140,7 +173,7 @@ class Monitoring(Construct):
             thresholds.elb_5xx_per_minute,
             "The load balancer answers HTTP 5xx itself (no healthy target, timeouts).",
         )
-        self.response_time = alarm(
+        self.response_time = self._alarm(
             "TargetResponseTime",
             "target-response-time",
             load_balancer.metrics.target_response_time(period=ONE_MINUTE, statistic="p95"),
@@ -148,7 +181,7 @@ class Monitoring(Construct):
             "p95 of the API's response time is above the target.",
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
-        self.unhealthy_hosts = alarm(
+        self.unhealthy_hosts = self._alarm(
             "UnhealthyHosts",
             "unhealthy-hosts",
             cloudwatch.MathExpression(
@@ -163,12 +196,16 @@ class Monitoring(Construct):
             1,
             "At least one task fails the /api/v1/health check.",
         )
+
+    def _revision_alarms(self, groups: dict[str, elbv2.ApplicationTargetGroup]) -> None:
+        """Each target group's 5xx ratio and p95: during a deployment, the new revision's."""
+        deployment = self._config.web_deployment
         minimum = deployment.rollback_min_requests_per_minute
         self.revision_5xx: dict[str, cloudwatch.Alarm] = {}
         self.revision_p95: dict[str, cloudwatch.Alarm] = {}
         for label, group in groups.items():
             requests = group.metrics.request_count(period=ONE_MINUTE, statistic="Sum")
-            self.revision_5xx[label] = alarm(
+            self.revision_5xx[label] = self._alarm(
                 f"Revision5xxRatio{label.upper()}",
                 f"revision-5xx-ratio-{label}",
                 cloudwatch.MathExpression(
@@ -191,7 +228,7 @@ class Monitoring(Construct):
                 evaluation_periods=deployment.rollback_evaluation_minutes,
                 comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             )
-            self.revision_p95[label] = alarm(
+            self.revision_p95[label] = self._alarm(
                 f"RevisionP95{label.upper()}",
                 f"revision-p95-{label}",
                 cloudwatch.MathExpression(
@@ -211,7 +248,22 @@ class Monitoring(Construct):
                 evaluation_periods=deployment.rollback_evaluation_minutes,
                 comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             )
-        self.cpu = alarm(
+
+    def _backend_alarms(
+        self,
+        *,
+        web_service: ecs.FargateService,
+        database: rds.IDatabaseCluster,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        compressor_failures: sqs.IQueue,
+        cleanup_rule: events.IRule,
+    ) -> None:
+        """Web CPU, Aurora at its maximum, the event queue and its dead letters, compressor failures, and a
+        cleanup run EventBridge could not start."""
+        config = self._config
+        thresholds = config.alarm_thresholds
+        self.cpu = self._alarm(
             "ServiceCpu",
             "service-cpu",
             web_service.metric_cpu_utilization(period=ONE_MINUTE, statistic="Average"),
@@ -219,7 +271,7 @@ class Monitoring(Construct):
             "Web tasks run hot: autoscaling is at its maximum or lags.",
             evaluation_periods=5,
         )
-        self.database_capacity = alarm(
+        self.database_capacity = self._alarm(
             "DatabaseCapacityAtMax",
             "database-capacity-at-max",
             database.metric(
@@ -228,14 +280,14 @@ class Monitoring(Construct):
             config.aurora_max_acu,
             "Aurora Serverless v2 has been at its configured maximum ACU for 15 minutes.",
         )
-        self.queue_age = alarm(
+        self.queue_age = self._alarm(
             "EventQueueAge",
             "event-queue-age",
             queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
             thresholds.queue_oldest_message_seconds,
             "The event worker is not keeping up with (or not consuming) the S3 events.",
         )
-        self.dead_letters = alarm(
+        self.dead_letters = self._alarm(
             "EventDeadLetters",
             "event-dead-letters",
             dead_letter_queue.metric_approximate_number_of_messages_visible(
@@ -245,7 +297,7 @@ class Monitoring(Construct):
             "An S3 event failed repeatedly and was parked in the dead-letter queue.",
             evaluation_periods=1,
         )
-        self.compressor_failures = alarm(
+        self.compressor_failures = self._alarm(
             "CompressorFailures",
             "compressor-failures",
             compressor_failures.metric_approximate_number_of_messages_visible(
@@ -255,7 +307,7 @@ class Monitoring(Construct):
             "The compressor failed on an upload after its retries, or EventBridge could not invoke it.",
             evaluation_periods=1,
         )
-        self.cleanup_failures = alarm(
+        self.cleanup_failures = self._alarm(
             "PendingCleanupFailed",
             "pending-cleanup-failed",
             cloudwatch.Metric(
@@ -270,18 +322,17 @@ class Monitoring(Construct):
             "log group says why a started run failed.",
             evaluation_periods=1,
         )
-        # During a deployment the new revision is in one group and the old in the other: an alarm of the
-        # old one's group (already failing before the deployment) also stops it, which keeps a release
-        # from hiding a problem it did not cause.
-        self.deployment_alarms = {
-            self.alarm_names[construct_id]: alarm
-            for construct_id, alarm in (
-                *((f"Revision5xxRatio{label.upper()}", self.revision_5xx[label]) for label in groups),
-                *((f"RevisionP95{label.upper()}", self.revision_p95[label]) for label in groups),
-                ("UnhealthyHosts", self.unhealthy_hosts),
-            )
-        }
 
+    def _dashboard(
+        self,
+        load_balancer: elbv2.ApplicationLoadBalancer,
+        groups: dict[str, elbv2.ApplicationTargetGroup],
+        web_service: ecs.FargateService,
+        worker_service: ecs.FargateService,
+        database: rds.IDatabaseCluster,
+    ) -> None:
+        config = self._config
+        deployment = config.web_deployment
         dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=cdk.Duration.hours(3))
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(
