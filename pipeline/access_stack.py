@@ -32,10 +32,10 @@ class StepAccess:
         return f"yoctogram-{environment}-pipeline-{self.role_name_suffix}"
 
 
-MIGRATE = StepAccess("migrate", "migrate")
-IMAGE_SCAN = StepAccess("image-scan", "image-scan")
-METRICS = StepAccess("loadtest", "metrics")
-SERVING = StepAccess("serving", "serving")
+MIGRATE_ACCESS = StepAccess("migrate", "migrate")
+IMAGE_SCAN_ACCESS = StepAccess("image-scan", "image-scan")
+METRICS_ACCESS = StepAccess("loadtest", "metrics")
+SERVING_ACCESS = StepAccess("serving", "serving")
 
 
 def role_arn(access: StepAccess, stage: YoctogramStage) -> str:
@@ -102,7 +102,9 @@ class PipelineAccessStack(cdk.Stack):
         migration_logs = (
             f"arn:aws:logs:{region}:{account}:log-group:{stage.migrations.stack_name}-*:log-stream:migrate/*"
         )
-        self.migrate_role = self._role("Migrate", MIGRATE, "runs the migration task before the app stack")
+        self.migrate_role = self._role(
+            "Migrate", MIGRATE_ACCESS, "runs the migration task before the app stack"
+        )
         self.migrate_role.add_to_policy(
             iam.PolicyStatement(actions=["ecs:RunTask"], resources=[task_definitions])
         )
@@ -137,7 +139,9 @@ class PipelineAccessStack(cdk.Stack):
         )
 
         # --- image-scan ----------------------------------------------------------------------------
-        self.image_scan_role = self._role("ImageScan", IMAGE_SCAN, "reads ECR's scan findings of new images")
+        self.image_scan_role = self._role(
+            "ImageScan", IMAGE_SCAN_ACCESS, "reads ECR's scan findings of new images"
+        )
         self.image_scan_role.add_to_policy(
             iam.PolicyStatement(
                 actions=["ecr:DescribeImages", "ecr:DescribeImageScanFindings", "ecr:StartImageScan"],
@@ -167,7 +171,7 @@ class PipelineAccessStack(cdk.Stack):
         services = f"arn:aws:ecs:{region}:{account}:service/{cluster}/*"
         cluster_tasks = f"arn:aws:ecs:{region}:{account}:task/{cluster}/*"
         function_arn = f"arn:aws:lambda:{region}:{account}:function:{names.compressor_function(config)}"
-        self.serving_role = self._role("Serving", SERVING, "reads what serves after each App deploy")
+        self.serving_role = self._role("Serving", SERVING_ACCESS, "reads what serves after each App deploy")
         self.serving_role.add_to_policy(
             iam.PolicyStatement(
                 actions=["ecs:ListServices", "ecs:ListTasks"],
@@ -202,7 +206,9 @@ class PipelineAccessStack(cdk.Stack):
         # --- metrics -------------------------------------------------------------------------------
         self.metrics_role: iam.Role | None = None
         if load_tested:
-            self.metrics_role = self._role("Metrics", METRICS, "reads CloudWatch for the capacity review")
+            self.metrics_role = self._role(
+                "Metrics", METRICS_ACCESS, "reads CloudWatch for the capacity review"
+            )
             self.metrics_role.add_to_policy(
                 iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
             )

@@ -18,25 +18,31 @@ from aws_cdk import pipelines
 from constructs import Construct
 
 from pipeline import access_stack
-from pipeline.access_stack import IMAGE_SCAN, METRICS, MIGRATE, SERVING, PipelineAccessStack
+from pipeline.access_stack import (
+    IMAGE_SCAN_ACCESS,
+    METRICS_ACCESS,
+    MIGRATE_ACCESS,
+    SERVING_ACCESS,
+    PipelineAccessStack,
+)
 from pipeline.commands import (
     APPROVAL,
     APPROVAL_PAGE,
     BASELINE_PREFIX,
     CHANGES_PAGE,
+    IMAGE_SCAN,
     JUNIT_DIR,
     JUNIT_FILE,
     LOAD_TEST,
+    MIGRATE,
     PROD_CHANGES,
     RECORD_RELEASE,
     RELEASES_PREFIX,
+    SERVING,
     SMOKE,
     SYNTH,
     console_object_url,
 )
-from pipeline.commands import IMAGE_SCAN as IMAGE_SCAN_STEP
-from pipeline.commands import MIGRATE as MIGRATE_STEP
-from pipeline.commands import SERVING as SERVING_STEP
 from pipeline.nag import Known, acknowledge_known_findings
 from pipeline.steps import EXECUTION_ID, NPM_CACHE, PIP_CACHE, codebuild_step, runtime_versions
 from stages.config import PipelineConfig
@@ -125,13 +131,13 @@ class PipelineStack(cdk.Stack):
         )
         self.step_roles = {
             access_step.step: self._step_role(
-                access_step.step, [staging, prod] if access_step != METRICS else [staging]
+                access_step.step, [staging, prod] if access_step != METRICS_ACCESS else [staging]
             )
-            for access_step in (MIGRATE, IMAGE_SCAN, METRICS, SERVING)
+            for access_step in (MIGRATE_ACCESS, IMAGE_SCAN_ACCESS, METRICS_ACCESS, SERVING_ACCESS)
         }
-        self._grant_reports(self.step_roles[METRICS.step])
+        self._grant_reports(self.step_roles[METRICS_ACCESS.step])
         # The image scan's result, for the approval page: its one file of the run folder.
-        self.step_roles[IMAGE_SCAN.step].add_to_policy(
+        self.step_roles[IMAGE_SCAN_ACCESS.step].add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:PutObject"],
                 resources=[self.reports_bucket.arn_for_objects("runs/*/image-scan/*")],
@@ -195,17 +201,17 @@ class PipelineStack(cdk.Stack):
         )
 
         image_scan = codebuild_step(
-            IMAGE_SCAN_STEP,
+            IMAGE_SCAN,
             input=source,
             additional_inputs={"cdk.out": synth},
             env={
                 "IMAGE_SCAN_ROLE_ARNS": ",".join(
-                    access_stack.role_arn(IMAGE_SCAN, s) for s in (staging, prod)
+                    access_stack.role_arn(IMAGE_SCAN_ACCESS, s) for s in (staging, prod)
                 ),
                 "REPORTS_BUCKET": self.reports_bucket.bucket_name,
                 "PIPELINE_EXECUTION_ID": EXECUTION_ID,
             },
-            role=self.step_roles[IMAGE_SCAN.step],
+            role=self.step_roles[IMAGE_SCAN_ACCESS.step],
             cache_bucket=self.cache_bucket,
             cache_prefix="ImageScan",
         )
@@ -214,12 +220,12 @@ class PipelineStack(cdk.Stack):
             input=source,
             stage=staging,
             env={
-                "METRICS_ROLE_ARN": access_stack.role_arn(METRICS, staging),
+                "METRICS_ROLE_ARN": access_stack.role_arn(METRICS_ACCESS, staging),
                 "TARGET_REGION": staging.config.region,
                 "REPORTS_BUCKET": self.reports_bucket.bucket_name,
                 "PIPELINE_EXECUTION_ID": EXECUTION_ID,
             },
-            role=self.step_roles[METRICS.step],
+            role=self.step_roles[METRICS_ACCESS.step],
             build_environment=codebuild.BuildEnvironment(compute_type=codebuild.ComputeType.MEDIUM),
             cache_bucket=self.cache_bucket,
             cache_prefix="LoadTest",
@@ -375,14 +381,14 @@ class PipelineStack(cdk.Stack):
     # --- steps -------------------------------------------------------------------------------------
     def _migrate(self, stage: YoctogramStage, source: pipelines.IFileSetProducer) -> pipelines.CodeBuildStep:
         return codebuild_step(
-            MIGRATE_STEP,
+            MIGRATE,
             input=source,
             stage=stage,
             env={
-                "TARGET_ROLE_ARN": access_stack.role_arn(MIGRATE, stage),
+                "TARGET_ROLE_ARN": access_stack.role_arn(MIGRATE_ACCESS, stage),
                 "TARGET_REGION": stage.config.region,
             },
-            role=self.step_roles[MIGRATE.step],
+            role=self.step_roles[MIGRATE_ACCESS.step],
             cache_bucket=self.cache_bucket,
             cache_prefix=f"{stage.stage_name}/Migrate",
             timeout=cdk.Duration.minutes(45),
@@ -394,17 +400,17 @@ class PipelineStack(cdk.Stack):
         """Right after the stage's stacks: its deployments, tasks, compressor and API against this run's
         images (the synth output says which), through the stage account's read-only serving role."""
         return codebuild_step(
-            SERVING_STEP,
+            SERVING,
             input=source,
             additional_inputs={"cdk.out": synth},
             stage=stage,
             env={
-                "SERVING_ROLE_ARN": access_stack.role_arn(SERVING, stage),
+                "SERVING_ROLE_ARN": access_stack.role_arn(SERVING_ACCESS, stage),
                 "TARGET_REGION": stage.config.region,
                 "STAGE_ID": stage.stage_name,
                 "COMMIT_ID": self.source.source_attribute("CommitId"),
             },
-            role=self.step_roles[SERVING.step],
+            role=self.step_roles[SERVING_ACCESS.step],
             cache_bucket=self.cache_bucket,
             cache_prefix=f"{stage.stage_name}/Serving",
             # A gradual deployment may still be baking when the stack update returns: it waits (30 min).
@@ -438,7 +444,9 @@ class PipelineStack(cdk.Stack):
 
     def _step_role(self, step: str, stages: list[YoctogramStage]) -> iam.Role:
         """A step's CodeBuild role, by a fixed name the environments' access roles trust."""
-        access = {a.step: a for a in (MIGRATE, IMAGE_SCAN, METRICS, SERVING)}[step]
+        access = {a.step: a for a in (MIGRATE_ACCESS, IMAGE_SCAN_ACCESS, METRICS_ACCESS, SERVING_ACCESS)}[
+            step
+        ]
         role = iam.Role(
             self,
             "".join(part.capitalize() for part in step.split("-")) + "StepRole",
