@@ -196,7 +196,6 @@ LOAD_TEST = StepCommands(
         "ClusterName",
         "ServiceName",
         "LoadBalancerFullName",
-        "TargetGroupFullName",
         "DbClusterIdentifier",
     ),
     # Thresholds belong to a target (docs/design.md): staging's gates in the pipeline, `local` on a laptop.

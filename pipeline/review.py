@@ -41,7 +41,6 @@ CLOUDWATCH_NAMES = (
     "ClusterName",
     "ServiceName",
     "LoadBalancerFullName",
-    "TargetGroupFullName",
     "DbClusterIdentifier",
 )
 CONTENT_TYPES = {

@@ -220,7 +220,6 @@ def test_smoke_and_load_test_follow_the_staging_deployment_and_read_its_outputs(
         "SiteUrl": f"#{{{app}.SiteUrl}}",
         "ServiceName": f"#{{{app}.ServiceName}}",
         "LoadBalancerFullName": f"#{{{app}.LoadBalancerFullName}}",
-        "TargetGroupFullName": f"#{{{app}.TargetGroupFullName}}",
         "ClusterName": f"#{{{network}.ClusterName}}",
         "DbClusterIdentifier": f"#{{{data}.DbClusterIdentifier}}",
     }

@@ -1,7 +1,7 @@
 """`python -m loadtests.capacity RUN_FOLDER`: write capacity.html (and capacity.json) into the run folder.
 
 CloudWatch is read when the stage's resource names are given (environment variables named like the
-stage outputs: ClusterName, ServiceName, LoadBalancerFullName, TargetGroupFullName, DbClusterIdentifier;
+stage outputs: ClusterName, ServiceName, LoadBalancerFullName, DbClusterIdentifier;
 or the flags), with boto3's usual credentials and region (AWS_REGION / AWS_DEFAULT_REGION, or --region).
 Without them (a run against the local stack) the page says that CloudWatch was not read.
 
@@ -51,7 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cluster-name")
     parser.add_argument("--service-name")
     parser.add_argument("--load-balancer", help="the ALB's full name (app/NAME/ID)")
-    parser.add_argument("--target-group", help="the target group's full name (targetgroup/NAME/ID)")
     parser.add_argument("--db-cluster", help="the Aurora cluster identifier")
     parser.add_argument("--region")
     parser.add_argument("--endpoint-url", help="another CloudWatch endpoint (a local moto server in tests)")
@@ -96,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         cluster_name=args.cluster_name,
         service_name=args.service_name,
         load_balancer=args.load_balancer,
-        target_group=args.target_group,
         db_cluster=args.db_cluster,
     )
     fetched, missing = read_cloudwatch(run, resources, args)

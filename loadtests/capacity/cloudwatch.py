@@ -1,8 +1,10 @@
 """The thin boto3 layer: which CloudWatch metrics the review reads, and one function that reads them.
 
 Resource names come from the stage's outputs; the pipeline sets them as environment variables of the
-same names (`ClusterName`, `ServiceName`, `LoadBalancerFullName`, `TargetGroupFullName`,
-`DbClusterIdentifier`), and flags override them. Metrics whose resources are unknown are not queried.
+same names (`ClusterName`, `ServiceName`, `LoadBalancerFullName`, `DbClusterIdentifier`), and flags
+override them. The load balancer's figures are read for the whole load balancer, not one target group: the
+web service deploys gradually over two target groups, and which one serves alternates with every deployment
+(the load balancer has no other targets). Metrics whose resources are unknown are not queried.
 
 Percentile statistics (`p95`) are fetched in a separate call, because an endpoint that cannot compute
 them (the local moto server) fails the whole call; a failure there costs only those series.
@@ -22,7 +24,6 @@ ENV_NAMES = {
     "cluster_name": "ClusterName",
     "service_name": "ServiceName",
     "load_balancer": "LoadBalancerFullName",
-    "target_group": "TargetGroupFullName",
     "db_cluster": "DbClusterIdentifier",
 }
 
@@ -34,7 +35,6 @@ class Resources:
     cluster_name: str | None = None
     service_name: str | None = None
     load_balancer: str | None = None
-    target_group: str | None = None
     db_cluster: str | None = None
 
     @classmethod
@@ -93,8 +93,8 @@ def metric_specs(resources: Resources) -> list[MetricSpec]:
             ),
             MetricSpec("cpu", "AWS/ECS", "CPUUtilization", service, "Average", "service CPU %"),
         ]
-    if r.load_balancer and r.target_group:
-        target = (("TargetGroup", r.target_group), ("LoadBalancer", r.load_balancer))
+    if r.load_balancer:
+        target = (("LoadBalancer", r.load_balancer),)  # both target groups (see the module docstring)
         specs += [
             MetricSpec("alb_requests", "AWS/ApplicationELB", "RequestCount", target, "Sum", "ALB requests"),
             MetricSpec(

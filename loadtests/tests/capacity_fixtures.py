@@ -39,7 +39,6 @@ RESOURCES = {
     "ClusterName": "yoctogram-staging",
     "ServiceName": "yoctogram-staging-web",
     "LoadBalancerFullName": "app/yoctogram-staging/0123456789abcdef",
-    "TargetGroupFullName": "targetgroup/yoctogram-web/0123456789abcdef",
     "DbClusterIdentifier": "yoctogram-staging-db",
 }
 
@@ -62,10 +61,7 @@ def datapoints() -> list[dict[str, Any]]:
         {"Name": "ClusterName", "Value": r["ClusterName"]},
         {"Name": "ServiceName", "Value": r["ServiceName"]},
     ]
-    target = [
-        {"Name": "TargetGroup", "Value": r["TargetGroupFullName"]},
-        {"Name": "LoadBalancer", "Value": r["LoadBalancerFullName"]},
-    ]
+    target = [{"Name": "LoadBalancer", "Value": r["LoadBalancerFullName"]}]
     db = [{"Name": "DBClusterIdentifier", "Value": r["DbClusterIdentifier"]}]
     out = []
     for k in range(6):

@@ -28,7 +28,6 @@ def test_resources_come_from_the_stage_output_variables_and_flags_override_them(
         "ClusterName",
         "ServiceName",
         "LoadBalancerFullName",
-        "TargetGroupFullName",
     ]
     assert not Resources.from_env({}).any
 
@@ -52,10 +51,8 @@ def test_the_metrics_of_issue_10_are_asked_for_with_their_dimensions() -> None:
         "Maximum",
     )
     assert specs["acu"].name == "ServerlessDatabaseCapacity"
-    assert dict(specs["alb_requests"].dimensions) == {
-        "TargetGroup": RESOURCES["TargetGroupFullName"],
-        "LoadBalancer": RESOURCES["LoadBalancerFullName"],
-    }
+    # The whole load balancer: both target groups of the gradual deploys, whichever serves.
+    assert dict(specs["alb_requests"].dimensions) == {"LoadBalancer": RESOURCES["LoadBalancerFullName"]}
     assert specs["alb_response_p95"].percentile and not specs["cpu"].percentile
     query = specs["cpu"].query("m1", 60)
     assert query["MetricStat"]["Period"] == 60 and query["MetricStat"]["Stat"] == "Average"
