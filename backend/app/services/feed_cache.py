@@ -19,9 +19,9 @@ show, plus one: older rows cannot enter it) to the newest time its slice allows 
 version bump changed: a visible post of an owner, public or private, at a time; or "anything" (a rename,
 a deactivation, a deleted account, a large statement). Every request reads the per-slot version vector
 (one prepared statement on a connection of its own; requests that arrive while a read runs share the
-next one, so one read serves many requests), after the request arrived. When the vector moved, the
-reader loads the changes in between (same connection, same single flight) and the cache drops, before
-any request waiting for that read goes on, exactly the parts a change touches: a public post at time t
+next one, so one read serves many requests), after the request arrived. When the vector moved, the same
+statement returns the changes in between, and the cache drops, before any request waiting for that
+read goes on, exactly the parts a change touches: a public post at time t
 drops the public parts and that creator's parts whose interval holds t; a private one that member's
 private parts; "anything", or changes that were pruned before they were read, drop everything. So a
 request sent after a commit never gets a part made before it.
@@ -60,18 +60,21 @@ from app.services.feeds import Card, Cards, FeedRequest, Paging
 
 log = logging.getLogger("app.feed_cache")
 
-# The feed version of each slot, and the token revocation version read in the same statement: the feeds
-# check tokens against it at no extra cost (app/services/sessions.py).
-VERSION_SQL = (
-    "SELECT (SELECT array_agg(version ORDER BY slot) FROM feed_version), "
-    "(SELECT version FROM token_revocation_version WHERE id = 1)"
-)
-# What changed between two vectors: the rows of each slot above the version known, up to the one read.
-CHANGES_SQL = (
-    "SELECT w.slot - 1, c.version, c.owner_id, c.public, c.created_at "
-    "FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS w(after, upto, slot) "
-    "JOIN feed_changes c ON c.slot = w.slot - 1 AND c.version > w.after AND c.version <= w.upto"
-)
+# One statement per read, one snapshot: the feed version of each slot; the token revocation version (the
+# feeds check tokens against it at no extra cost: app/services/sessions.py); and, when the versions moved
+# since the ones this process knows ($1), the changes in between (the rows of each slot above the version
+# known, up to the one read), so a change costs no second round trip. PostgreSQL runs the subquery of a
+# CASE branch only when the branch is taken: while nothing changes, the read touches `feed_version` alone.
+VERSION_SQL = """
+SELECT v.versions,
+       (SELECT version FROM token_revocation_version WHERE id = 1),
+       CASE WHEN $1::bigint[] IS NULL OR v.versions IS NOT DISTINCT FROM $1::bigint[] THEN NULL ELSE (
+           SELECT array_agg((w.slot - 1, c.version, c.owner_id, c.public, c.created_at))
+           FROM unnest($1::bigint[], v.versions) WITH ORDINALITY AS w(after, upto, slot)
+           JOIN feed_changes c ON c.slot = w.slot - 1 AND c.version > w.after AND c.version <= w.upto
+       ) END
+FROM (SELECT array_agg(version ORDER BY slot) AS versions FROM feed_version) v
+"""
 
 REQUESTS_KEPT = 4096  # validated raw requests (path, creator, query string) the fast path recognises
 ACTIVE_BYTES = 200  # what an `active` entry costs, counted against FEED_CACHE_MEMBER_BYTES
@@ -99,8 +102,8 @@ ChangeListener = Callable[[list[Change] | None], None]
 class FeedVersionReader:
     """Reads the feed versions on a dedicated connection; concurrent callers share one read.
 
-    When the vector moved, the changes in between are loaded on the same connection and handed to
-    `listener` (None: unknown, start afresh) before the callers waiting for the read go on.
+    When the vector moved, the changes in between (read by the same statement) are handed to `listener`
+    (None: unknown, start afresh) before the callers waiting for the read go on.
     """
 
     def __init__(
@@ -112,7 +115,6 @@ class FeedVersionReader:
         self.vector: tuple[int, ...] | None = None  # the versions whose changes the listener has
         self._connection: AsyncConnection | None = None
         self._statement: Any = None  # asyncpg PreparedStatement
-        self._changes: Any = None
         self._waiting: asyncio.Future[tuple[int, Snapshot] | None] | None = None
         self._runner: asyncio.Task[None] | None = None
         self.reads = 0
@@ -150,10 +152,11 @@ class FeedVersionReader:
         try:
             if self._statement is None:
                 await self._connect()
-            row = await self._statement.fetchrow(timeout=self._timeout)
+            known = None if self.listener is None else self.vector
+            row = await self._statement.fetchrow(known, timeout=self._timeout)
             vector = tuple(int(v) for v in row[0] or ())
             if self.listener is not None and vector != self.vector:
-                changes = await self._changes_up_to(vector)
+                changes = self._changes_up_to(vector, row[2])
                 self.change_loads += 1
                 self.vector = vector
                 self.listener(changes)
@@ -170,9 +173,9 @@ class FeedVersionReader:
         self.reads += 1
         return self.reads, Snapshot(vector, int(row[1] or 0))
 
-    async def _changes_up_to(self, vector: tuple[int, ...]) -> list[Change] | None:
-        """The changes from `self.vector` to `vector`; None when they are unknown (the first read, a slot
-        that went back, rows pruned before they were read)."""
+    def _changes_up_to(self, vector: tuple[int, ...], rows: list[Any] | None) -> list[Change] | None:
+        """The changes from `self.vector` to `vector` (`rows` as the statement read them); None when they
+        are unknown (the first read, a slot that went back, rows pruned before they were read)."""
         known = self.vector
         if (
             known is None
@@ -180,10 +183,9 @@ class FeedVersionReader:
             or any(v < k for k, v in zip(known, vector, strict=True))
         ):
             return None
-        rows = await self._changes.fetch(list(known), list(vector), timeout=self._timeout)
         seen: dict[int, set[int]] = {}
         changes = []
-        for slot, version, owner, public, created_at in rows:
+        for slot, version, owner, public, created_at in rows or ():
             seen.setdefault(slot, set()).add(version)
             changes.append(Change(owner, public, created_at))
         for slot, (after, upto) in enumerate(zip(known, vector, strict=True)):
@@ -200,17 +202,15 @@ class FeedVersionReader:
             driver = raw.driver_connection
             assert driver is not None
             self._statement = await driver.prepare(VERSION_SQL, timeout=self._timeout)
-            self._changes = await driver.prepare(CHANGES_SQL, timeout=self._timeout)
         except BaseException:
-            self._statement = self._changes = None
+            self._statement = None
             await connection.invalidate()
             await connection.close()
             raise
         self._connection = connection
 
     async def _discard(self) -> None:
-        connection, self._connection = self._connection, None
-        self._statement = self._changes = None
+        connection, self._connection, self._statement = self._connection, None, None
         if connection is not None:
             try:
                 await connection.invalidate()  # never handed out again: the next read connects anew
@@ -223,8 +223,7 @@ class FeedVersionReader:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-        connection, self._connection = self._connection, None
-        self._statement = self._changes = None
+        connection, self._connection, self._statement = self._connection, None, None
         if connection is not None:
             await connection.close()
 
