@@ -77,7 +77,12 @@ FROM (SELECT array_agg(version ORDER BY slot) AS versions FROM feed_version) v
 """
 
 REQUESTS_KEPT = 4096  # validated raw requests (path, creator, query string) the fast path recognises
-ACTIVE_BYTES = 200  # what an `active` entry costs, counted against FEED_CACHE_MEMBER_BYTES
+# What members' entries cost in memory (measured with tracemalloc), counted against FEED_CACHE_MEMBER_BYTES:
+# an `active` entry (its key in the store), and a private part besides its cards (the part, its key, its
+# place in the store and in the index of its member's parts).
+ACTIVE_BYTES = 200
+PART_BYTES = 700
+CARD_BYTES = 120  # a card's place in a part, besides its JSON
 
 
 class Snapshot(NamedTuple):
@@ -453,7 +458,8 @@ class FeedCache:
         if old is not None:
             self._drop(key, old)
         store[key] = part
-        self._by_audience.setdefault(part.audience, {})[key] = part
+        if key[0] != "active":  # only everything (a change without owner) drops these: no index
+            self._by_audience.setdefault(part.audience, {})[key] = part
         if member:
             self._member_size += part.size
             while self._member_size > self.member_bytes and self._members:
@@ -603,8 +609,9 @@ class FeedCache:
             self._trim_log()
         flight.future.set_result(part)
         if keep and (self.enabled or key[0] == "active"):
-            self._serial += 1
-            part.serial = self._serial
+            if part is not _ACTIVE:
+                self._serial += 1
+                part.serial = self._serial
             self._store(key, part)
         return part
 
@@ -651,7 +658,7 @@ class FeedCache:
         async with self.engine.connect() as connection, reading(connection) as driver:
             if not await users.is_active(driver, member):
                 raise Unauthorized(INVALID_TOKEN)  # deleted or deactivated since the token was issued
-        return Part(("active", member), size=ACTIVE_BYTES)
+        return _ACTIVE
 
     async def _query_page(self, viewer: uuid.UUID | None, request: FeedRequest, url_window: int) -> bytes:
         async with self.engine.connect() as connection, reading(connection) as driver:
@@ -666,8 +673,11 @@ class FeedCache:
 
 
 def _size(cards: list[Card]) -> int:
-    """Roughly what a part's cards hold in memory (their JSON and the row's place in the order)."""
-    return 300 + sum(120 + len(card.json or b"") for card in cards)
+    """Roughly what a part holds in memory: itself and its cards (their JSON and place in the order)."""
+    return PART_BYTES + sum(CARD_BYTES + len(card.json or b"") for card in cards)
+
+
+_ACTIVE = Part(("active", None), size=ACTIVE_BYTES)  # one for every active member: its key says whose
 
 
 class _Abandoned(Exception):
