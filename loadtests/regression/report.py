@@ -33,13 +33,13 @@ def render_text(comparison: Comparison, *, limit: int = 12) -> str:
         )
         for verdict in [*comparison.regressed, *comparison.improved][:limit]:
             mark = "REGRESSED" if verdict.verdict == REGRESSED else "improved"
-            lines.append(f"  {mark:<9} {verdict.explain()}")
+            lines.append(f"  {mark:<10} {verdict.explain()}")
         shown = len(comparison.regressed) + len(comparison.improved)
         if shown > limit:
             lines.append(f"  ... and {shown - limit} more (regression.json, capacity.html)")
         overall = [v for v in comparison.verdicts if v.scope == OVERALL and v.verdict in (SAME, NOT_JUDGED)]
         for verdict in overall:
-            lines.append(f"  {verdict.verdict:<9} {verdict.explain()}")
+            lines.append(f"  {verdict.verdict:<10} {verdict.explain()}")
     return "\n".join(lines) + "\n"
 
 

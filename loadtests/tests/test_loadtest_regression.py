@@ -283,7 +283,7 @@ def test_accept_then_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert cli.main(["compare", str(slow), "--baseline-dir", str(root)]) == 1
     out = capsys.readouterr().out
     assert "vs baseline: REGRESSED against baseline 261204-144816-e7" in out
-    assert "REGRESSED Aggregated: p95: 22 ms -> 60 ms" in out
+    assert "REGRESSED  Aggregated: p95: 22 ms -> 60 ms" in out
     data = report.read(slow)
     assert data is not None and not data["passed"] and data["counts"]["regressed"] >= 8
     assert data["charts"]["windows"]["p95_ms"]["baseline"] and data["charts"]["windows"]["p95_ms"]["run"]
