@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -273,23 +274,36 @@ def health_under_fixed_load(
     }
 
 
-WRITE_RATES = (10.0, 100.0)  # feed-visible commits a second while the feeds are loaded
+# --- the feeds while posts change ----------------------------------------------------------------------
+BY_USER = "/api/v1/feed/by_user/"
+HEAD_RATES = (0.0, 10.0, 100.0, 1000.0)  # feed-visible commits a second while the head-page mix runs
+SPREAD_RATES = (0.0, 100.0)  # ... while the spread mix runs
+WRITER_CONNECTIONS = 4  # the writer's connections (1,000 commits/s need more than one round trip at a time)
 
-# Runs in its own process, pinned to the generator's core: commits one feed-visible change at a time
-# (a post flips between `uploaded` and `ready`, as the event worker moves it), at a fixed rate.
+# What each writer changes: a post flips between `uploaded` and `ready`, as the event worker moves posts
+# (a change every card shows; nothing appears or goes, so the readers' cursors stay valid).
+HEAD_WRITES = (
+    "SELECT id FROM images WHERE public AND state IN ('uploaded', 'ready') "
+    "ORDER BY created_at DESC, id DESC LIMIT 20"
+)
+SPREAD_WRITES = (
+    "SELECT id FROM images WHERE state IN ('uploaded', 'ready') "
+    "AND created_at < (SELECT max(created_at) FROM images) - interval '10 minutes' "
+    "ORDER BY md5(id::text) LIMIT 1000"
+)
+
+# Runs in its own process, pinned to the generator's core: commits one feed-visible change at a time on
+# each of argv[4] connections (each its own share of the posts, so they never wait on each other's rows),
+# together at a fixed rate.
 _WRITER = """
 import asyncio, sys, time
 import asyncpg
 
-async def main(dsn, rate, seconds):
+async def writer(dsn, ids, rate, seconds, start):
     connection = await asyncpg.connect(dsn)
-    ids = [row[0] for row in await connection.fetch(
-        "SELECT id FROM images WHERE public AND state IN ('uploaded', 'ready') "
-        "ORDER BY created_at DESC, id DESC LIMIT 20")]
     flip = await connection.prepare(
         "UPDATE images SET state = CASE state WHEN 'ready' THEN 'uploaded' ELSE 'ready' END, "
         "updated_at = now() WHERE id = $1")
-    start = time.monotonic()
     done = 0
     while time.monotonic() - start < seconds:
         await flip.fetch(ids[done % len(ids)])
@@ -297,60 +311,155 @@ async def main(dsn, rate, seconds):
         delay = start + done / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-    print(done, time.monotonic() - start)
     await connection.close()
+    return done
 
-asyncio.run(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3])))
+async def main(dsn, rate, seconds, connections, chosen):
+    setup = await asyncpg.connect(dsn)
+    ids = [row[0] for row in await setup.fetch(chosen)]
+    await setup.close()
+    start = time.monotonic()
+    done = await asyncio.gather(*(
+        writer(dsn, ids[i::connections], rate / connections, seconds, start) for i in range(connections)))
+    print(sum(done), time.monotonic() - start)
+
+asyncio.run(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]))
 """
 
 
-def feeds_under_writes(
-    stack: BenchStack, api: ServerProcess, *, seconds: float, rounds: int
-) -> dict[str, Any]:
-    """The feed mix (half anonymous, half logged-in), closed loop, while posts change at a fixed rate.
+def _get_json(url: str, headers: dict[str, str] | None = None) -> Any:
+    request = urllib.request.Request(url, headers=headers or {})  # loopback only
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
 
-    Every such commit changes the feed version, so every cached page is made again once: this is what
-    the cache is worth when the site is busy, not only when it is read-only.
-    """
-    mix = feed_mix(stack)
+
+def spread_mix(stack: BenchStack, api: ServerProcess) -> list[Request]:
+    """Head, cursor and `by_user` pages, anonymous and logged in: for each of TOKENS members, their head
+    page, the second page of `latest` (anonymous), the third (theirs), another member's page (anonymous),
+    their own page, and another member's second page (logged in). One request in six is a head page."""
+    tokens = stack.tokens(TOKENS)
+
+    def next_page(path: str) -> str:
+        """The path of the page after `path`'s (itself when it is the last: small datasets)."""
+        cursor = _get_json(api.base_url + path)["next_cursor"]
+        return f"{path.split('?')[0]}?cursor={cursor}" if cursor else path
+
+    second = next_page(FEED)
+    third = next_page(second)
+    mix: list[Request] = []
+    for index, token in enumerate(tokens):
+        own = f"{BY_USER}{apistack.user_id(index)}"
+        other = f"{BY_USER}{apistack.user_id((index + 1) % TOKENS)}"
+        mix += [
+            Request(FEED, headers=bearer(token)),
+            Request(second),
+            Request(third, headers=bearer(token)),
+            Request(other),
+            Request(own, headers=bearer(token)),
+            Request(next_page(other), headers=bearer(token)),
+        ]
+    return mix
+
+
+def _start_writer(stack: BenchStack, rate: float, seconds: float, chosen: str) -> subprocess.Popen[str]:
     dsn = stack.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    argv = [sys.executable, "-c", _WRITER, dsn, str(rate), str(seconds), str(WRITER_CONNECTIONS), chosen]
+    return subprocess.Popen(["taskset", "-c", str(stack.aux_core), *argv], stdout=subprocess.PIPE, text=True)
+
+
+def feeds_under_writes(
+    stack: BenchStack, api: ServerProcess, ceiling: ServerProcess, *, seconds: float, rounds: int
+) -> dict[str, Any]:
+    """Two feed mixes, closed loop, while posts change at fixed rates; the ceiling in every round.
+
+    * `head`: the head page of `latest`, half anonymous, half logged in (TOKENS members), while the 20
+      newest public posts change: every change is in the window of the pages read;
+    * `spread`: head, cursor and `by_user` pages (`spread_mix`), while older posts, public and private,
+      change (one in five of the dataset's posts is private).
+
+    Rounds interleave every (mix, rate) and the ceiling; each run's fraction of the ceiling is taken
+    against its own round's ceiling, then the median.
+    """
+    mixes = {
+        "head": (feed_mix(stack), HEAD_WRITES, HEAD_RATES),
+        "spread": (spread_mix(stack, api), SPREAD_WRITES, SPREAD_RATES),
+    }
     db_pid = stack.postmaster_pid()
-    out: dict[str, Any] = {}
-    for rate in (0.0, *WRITE_RATES):
-        runs = []
-        for _ in range(rounds):
-            writer = None
-            if rate:
-                writer = subprocess.Popen(
-                    [
-                        "taskset",
-                        "-c",
-                        str(stack.aux_core),
-                        sys.executable,
-                        "-c",
-                        _WRITER,
-                        dsn,
-                        str(rate),
-                        str(seconds + 1),
-                    ],
-                    stdout=subprocess.PIPE,
-                    text=True,
+    for requests, _, _ in mixes.values():  # warm-up: every page validated once and cached
+        loadgen.run(api.base_url, requests, seconds=2, connections=CONCURRENCY)
+    runs: dict[str, dict[float, list[dict[str, Any]]]] = {
+        name: {rate: [] for rate in rates} for name, (_, _, rates) in mixes.items()
+    }
+    ceilings: list[float] = []
+    for round_no in range(1, rounds + 1):
+        ceilings.append(loadgen.run(ceiling.base_url, [Request("/ceiling")], seconds=seconds).rps)
+        for name, (requests, chosen, rates) in mixes.items():
+            for rate in rates:
+                writer = _start_writer(stack, rate, seconds + 1, chosen) if rate else None
+                if writer is not None:
+                    time.sleep(0.5)
+                run = measure(api, requests, seconds=seconds, db_pid=db_pid, connections=CONCURRENCY)
+                if writer is not None:
+                    done, took = writer.communicate(timeout=seconds + 30)[0].split()
+                    run["writes_per_s"] = round(int(done) / float(took), 1)
+                run["ceiling_rps"] = ceilings[-1]
+                runs[name][rate].append(run)
+                log(
+                    f"  round {round_no}/{rounds} {name} at {rate:g} commits/s: {run['rps']:.0f} req/s "
+                    f"({run['rps'] / ceilings[-1]:.0%} of the ceiling), p99 {run['p99_ms']} ms"
                 )
-                time.sleep(0.5)
-            run = measure(api, mix, seconds=seconds, db_pid=db_pid, connections=CONCURRENCY)
-            if writer is not None:
-                done, took = writer.communicate(timeout=seconds + 30)[0].split()
-                run["writes_per_s"] = round(int(done) / float(took), 1)
-            runs.append(run)
-        merged = _median_run(runs)
-        if rate:
-            merged["writes_per_s"] = statistics.median(r["writes_per_s"] for r in runs)
-        out[f"{rate:g}"] = merged
-        progress_line = f"  {rate:g} writes/s: {merged['rps']:.0f} req/s, p50 {merged['p50_ms']} ms, p99 {merged['p99_ms']} ms"
-        log(progress_line)
+    out: dict[str, Any] = {"ceiling_rps": statistics.median(ceilings), "ceiling_rps_per_round": ceilings}
+    for name, by_rate in runs.items():
+        out[name] = {}
+        for rate, rate_runs in by_rate.items():
+            merged = _median_run(rate_runs)
+            ratios = [r["rps"] / r["ceiling_rps"] for r in rate_runs]
+            merged["fraction_of_ceiling"] = round(statistics.median(ratios), 3)
+            merged["fraction_of_ceiling_per_round"] = [round(r, 3) for r in ratios]
+            if rate:
+                merged["writes_per_s"] = statistics.median(r["writes_per_s"] for r in rate_runs)
+            merged["runs"] = rate_runs
+            out[name][f"{rate:g}"] = merged
     return out
 
 
+ACTIVE_MEMBERS = 10_000
+
+
+def _rss_kib(root_pid: int) -> int:
+    total = 0
+    for pid in apistack._pids_of_tree(root_pid):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total
+
+
+def cache_memory(stack: BenchStack, api: ServerProcess, *, members: int = ACTIVE_MEMBERS) -> dict[str, Any]:
+    """The API worker's resident memory before and after `members` members each read their head page
+    (each a private part and an `active` entry in the cache), twice over."""
+    stack.seed_members(members)
+    requests = [Request(FEED, headers=bearer(token)) for token in stack.tokens(members)]
+    before = _rss_kib(api.process.pid)
+    served = 0
+    started = time.monotonic()
+    while served < 2 * members and time.monotonic() - started < 120:
+        served += loadgen.run(api.base_url, requests, seconds=5, connections=CONCURRENCY).requests
+    after = _rss_kib(api.process.pid)
+    return {
+        "members": members,
+        "requests": served,
+        "rss_before_mib": round(before / 1024, 1),
+        "rss_after_mib": round(after / 1024, 1),
+        "rss_growth_mib": round((after - before) / 1024, 1),
+        "member_bytes_budget_mib": round(apistack.MEMBER_BYTES / 2**20, 1),
+        "shared_entries": apistack.FEED_ENTRIES,
+    }
+
+
+SECTIONS = ("growth", "load", "writes", "memory")
 GROWTH_ROUNDS = 5
 
 
@@ -401,9 +510,11 @@ def run(
     load_size: int = LOAD_SIZE,
     workers: int = 1,
     fixed_seconds: float = 20,
+    sections: tuple[str, ...] = SECTIONS,
     progress: Callable[[str], None] = log,
 ) -> dict[str, Any]:
-    """The whole API benchmark on a fresh stack; returns the results with their conditions."""
+    """The API benchmark on a fresh stack (every section unless told otherwise); returns the results with
+    their conditions."""
     wrk = loadgen.ensure_wrk()
     wrk_version = subprocess.run(
         [wrk, "--version"], capture_output=True, text=True, check=False
@@ -431,9 +542,10 @@ def run(
             "concurrency": CONCURRENCY,
             "log_level": "WARNING (no access log line per request: logging costs API CPU; production logs at INFO)",
             "db_pool": "DB_POOL_SIZE 10 + DB_MAX_OVERFLOW 0 per worker (the defaults); closed connections refused at checkout (no pre-ping round trips)",
-            "feed_cache": "FEED_CACHE_ENTRIES 512 (the default) on the API; a second API with 0 (cache off) "
-            "serves the *_uncached scenarios and the growth measurements; both on the same core, one idle "
-            "while the other is loaded",
+            "feed_cache": f"FEED_CACHE_ENTRIES {apistack.FEED_ENTRIES} and FEED_CACHE_MEMBER_BYTES "
+            f"{apistack.MEMBER_BYTES:,} (the defaults) on the API; a second API with FEED_CACHE_ENTRIES=0 "
+            "(no parts kept: every page from the database, as right after a write) serves the *_uncached "
+            "scenarios and the growth measurements; both on the same core, one idle while the other is loaded",
             "postgresql": f"{postgres_version(stack)}, embedded (pgserver), fsync off, synchronous_commit off, default shared_buffers",
             "load_generator": f"{wrk_version}, closed loop, keep-alive connections",
             "members": apistack.USERS,
@@ -443,13 +555,13 @@ def run(
             "seconds_per_run": seconds,
             "rounds": rounds,
         }
-        plan = sorted(set(sizes) | {load_size})
+        plan = sorted((set(sizes) if "growth" in sections else set()) | {load_size})
         for size in plan:
             progress(f"seeding {size:,} posts straight into PostgreSQL (INSERT ... SELECT generate_series)")
             took = stack.seed_posts(size)
             counts = stack.count_visible()
             progress(f"  {counts} in {took} s; load average {loadavg()}")
-            if size in sizes:
+            if size in sizes and "growth" in sections:
                 progress(f"growth at {size:,} posts: one client, {rounds} x {seconds / 2:.0f} s per feed")
                 # The cache off: the growth target is about the query, which every page after a write runs.
                 point = growth_point(
@@ -460,7 +572,7 @@ def run(
                     f"  p50 anonymous {point['feed_anonymous']['p50_ms']} ms, "
                     f"logged-in {point['feed_logged_in']['p50_ms']} ms"
                 )
-            if size == load_size:
+            if size == load_size and "load" in sections:
                 progress(
                     f"load at {size:,} posts: {CONCURRENCY} clients, {rounds} rounds x {seconds:.0f} s each"
                 )
@@ -475,11 +587,6 @@ def run(
                 progress(
                     f"/health while the feeds run at half their capacity: {rounds} x {fixed_seconds:.0f} s"
                 )
-                progress(
-                    f"the feed mix while posts change at {', '.join(f'{r:g}' for r in WRITE_RATES)} commits/s: "
-                    f"{rounds} x {seconds:.0f} s each"
-                )
-                results["feeds_under_writes"] = feeds_under_writes(stack, api, seconds=seconds, rounds=rounds)
                 results["health_under_load"] = health_under_fixed_load(
                     stack,
                     api,
@@ -487,6 +594,22 @@ def run(
                     logged_in_max_rps=float(suite["feed_logged_in"]["rps"]),
                     seconds=fixed_seconds,
                     rounds=rounds,
+                )
+            if size == load_size and "writes" in sections:
+                progress(
+                    f"the feed mixes while posts change: head pages at {', '.join(f'{r:g}' for r in HEAD_RATES)} "
+                    f"commits/s, spread pages at {', '.join(f'{r:g}' for r in SPREAD_RATES)}; "
+                    f"{rounds} rounds x {seconds:.0f} s each, with the ceiling"
+                )
+                results["feeds_under_writes"] = feeds_under_writes(
+                    stack, api, ceiling, seconds=seconds, rounds=rounds
+                )
+            if size == load_size and "memory" in sections:
+                progress(f"cache memory: {ACTIVE_MEMBERS:,} members read their head page, twice over")
+                results["cache_memory"] = cache_memory(stack, api)
+                progress(
+                    f"  worker RSS {results['cache_memory']['rss_before_mib']} -> "
+                    f"{results['cache_memory']['rss_after_mib']} MiB"
                 )
         results["growth"] = growth
         if growth:
@@ -508,6 +631,9 @@ def main() -> int:
     parser.add_argument("--sizes", default=",".join(str(s) for s in GROWTH_SIZES))
     parser.add_argument("--load-size", type=int, default=LOAD_SIZE)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help="comma-separated: " + ",".join(SECTIONS)
+    )
     args = parser.parse_args()
     out = run(
         seconds=args.seconds,
@@ -515,6 +641,7 @@ def main() -> int:
         sizes=tuple(int(s) for s in args.sizes.split(",") if s),
         load_size=args.load_size,
         workers=args.workers,
+        sections=tuple(s for s in args.sections.split(",") if s),
     )
     text = json.dumps(out, indent=2)
     if args.json:

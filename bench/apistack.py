@@ -43,6 +43,16 @@ KEY_ID = "K-BENCH"
 BASE_TIME = "2025-01-01 00:00:00+00"  # post i is created BASE_TIME + i seconds: new posts are the newest
 
 
+def _setting_default(name: str) -> int:
+    from app.core.config import Settings
+
+    return int(Settings.model_fields[name].default)
+
+
+FEED_ENTRIES = _setting_default("FEED_CACHE_ENTRIES")
+MEMBER_BYTES = _setting_default("FEED_CACHE_MEMBER_BYTES")
+
+
 def user_id(index: int) -> uuid.UUID:
     """The id the seed SQL gives member `index` (md5('bench-user-<index>') as a uuid)."""
     import hashlib
@@ -156,6 +166,7 @@ class BenchStack:
         self.s3: S3ServerProcess | None = None
         self.servers: list[ServerProcess] = []
         self.seeded = 0
+        self.members = 0
         self.private_pem = ""
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -197,17 +208,25 @@ class BenchStack:
         )
         if migrate.returncode != 0:
             raise RuntimeError(f"migrations failed:\n{migrate.stdout}\n{migrate.stderr}")
+        self.seed_members(USERS)
+
+    def seed_members(self, total: int) -> None:
+        """Grow the members to `total` (ids 0..total-1; the posts belong to the first USERS)."""
+        if total <= self.members:
+            return
         seed_users = (
             "INSERT INTO users (id, username, email, bio, hashed_password, is_active, created_at) "
             "SELECT md5('bench-user-' || u)::uuid, 'bench_' || u, 'bench_' || u || '@example.com', '', "
-            "'__HASH__', true, timestamptz '__BASE_TIME__' FROM generate_series(0, __LAST__) AS u"
+            "'__HASH__', true, timestamptz '__BASE_TIME__' FROM generate_series(__FIRST__, __LAST__) AS u"
         )
         # The argon2 hash is ours ([A-Za-z0-9$=,+/]): nothing here comes from outside.
         self.sql(
             seed_users.replace("__HASH__", self._password_hash())
             .replace("__BASE_TIME__", BASE_TIME)
-            .replace("__LAST__", str(USERS - 1))
+            .replace("__FIRST__", str(self.members))
+            .replace("__LAST__", str(total - 1))
         )
+        self.members = total
 
     def postmaster_pid(self) -> int:
         assert self.postgres is not None
