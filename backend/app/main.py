@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stats.cancel()
             log.info("feed cache", extra=cache.stats())
             await reader.close()
+            await cache.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -99,8 +99,9 @@ def default_password_hash() -> str:
 @contextmanager
 def driver_queries(app: FastAPI) -> Iterator[list[str]]:
     """Every statement the app's pooled connections run meanwhile, as asyncpg sends it (the ORM's and
-    the hot reads that go straight to the driver alike). Version reads of the feed cache run on a
-    connection held since before, and are not seen unless it is (re)opened meanwhile."""
+    the hot reads that go straight to the driver alike), the feed cache's held query connection's too.
+    Version reads of the feed cache run on a connection held since before, and are not seen unless it
+    is (re)opened meanwhile."""
     seen: list[str] = []
     watched: list[Any] = []
 
@@ -112,6 +113,10 @@ def driver_queries(app: FastAPI) -> Iterator[list[str]]:
         driver.add_query_logger(record)
         watched.append(driver)
 
+    held = app.state.feed_cache.queries.driver
+    if held is not None:
+        held.add_query_logger(record)
+        watched.append(held)
     pool = app.state.engine.sync_engine.pool
     sa.event.listen(pool, "checkout", on_checkout)
     try:

@@ -673,3 +673,38 @@ async def test_members_parts_stay_within_their_budget(
             stats = _cache(application).stats()
     assert 0 < stats["member_bytes"] <= budget
     assert stats["member_entries"] < 2 * len(members)  # some were evicted
+
+
+async def test_a_page_made_again_serializes_only_the_cards_that_changed(
+    app: FastAPI, client: httpx.AsyncClient, make_user: MakeUser, make_image: MakeImage, auth: Auth
+) -> None:
+    owner = await make_user()
+    for _ in range(5):
+        await make_image(owner)
+    await make_image(owner, public=False)
+    for headers in ({}, auth(owner)):
+        await _ids(client, headers=headers)
+    cards = _cache(app).cards
+    made = cards.made
+    await make_image(owner)  # drops the head parts: their other cards are still the same rows
+    ids = await _ids(client)
+    assert len(ids) == 6 and await _ids(client, headers=auth(owner)) != ids
+    assert cards.made == made + 1
+
+
+async def test_a_lost_query_connection_is_replaced_before_it_fails_a_request(
+    app: FastAPI, client: httpx.AsyncClient, db: AsyncSession, make_user: MakeUser, make_image: MakeImage
+) -> None:
+    """The cache's own connection for its queries is closed by the server (a restart): the next miss
+    notices and opens another, as the pool does for its connections."""
+    owner = await make_user()
+    await make_image(owner)
+    await _ids(client)
+    held = _cache(app).queries.driver
+    assert held is not None
+    await db.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": held.get_server_pid()})
+    await db.commit()
+    await asyncio.sleep(0.2)  # the event loop sees the connection close
+    await make_image(owner)  # a miss
+    assert len(await _ids(client)) == 2
+    assert _cache(app).queries.driver is not None and _cache(app).queries.driver is not held

@@ -45,7 +45,7 @@ import contextlib
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -233,6 +233,54 @@ class FeedVersionReader:
             await connection.close()
 
 
+class QueryConnection:
+    """A connection of the pool kept for the cache's own queries (the parts it makes), used while it is
+    free, and the pool's otherwise: checking one out of the pool and back costs ~50 us of CPU, a fifth of
+    a whole miss (bench/README.md). After any failure it is given up (invalidated), and a closed one (a
+    restart) is replaced before use."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self.driver: Any = None  # the asyncpg connection, while one is held
+        self._busy = False
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[Any]:
+        """An asyncpg connection for one query or a few (no transaction; errors as `reading` maps them).
+        Exceptions raised in the block give the held connection up: raise after it instead."""
+        if self._busy:
+            async with self._engine.connect() as connection, reading(connection) as driver:
+                yield driver
+            return
+        self._busy = True
+        done = False
+        try:
+            if self.driver is None or self.driver.is_closed():
+                await self.close()
+                connection = await self._engine.connect()
+                self._connection = connection
+                self.driver = (await connection.get_raw_connection()).driver_connection
+            assert self._connection is not None
+            async with reading(self._connection) as driver:
+                yield driver
+            done = True
+        finally:
+            self._busy = False
+            if not done:  # a failure, or a cancellation in the middle of a statement
+                await self.close(invalidate=True)
+
+    async def close(self, *, invalidate: bool = False) -> None:
+        connection, self._connection, self.driver = self._connection, None, None
+        if connection is not None:
+            try:
+                if invalidate or connection.invalidated:
+                    await connection.invalidate()
+                await connection.close()
+            except Exception:  # it is gone either way
+                log.debug("releasing the feed query connection failed", exc_info=True)
+
+
 # --- parts ------------------------------------------------------------------------------------------
 Key = tuple[Any, ...]
 
@@ -321,6 +369,7 @@ class FeedCache:
         self.reader = reader
         reader.listener = self._apply
         self.engine = engine
+        self.queries = QueryConnection(engine)
         self.cards = cards
         self.max_entries = max_entries
         self.member_bytes = member_bytes
@@ -535,6 +584,9 @@ class FeedCache:
             )
         return self._member_page(plan, base, private)
 
+    async def close(self) -> None:
+        await self.queries.close()
+
     async def from_database(self, viewer: uuid.UUID | None, request: FeedRequest, url_window: int) -> bytes:
         """The page from the database alone, checking the member there (the versions could not be read)."""
         async with self.engine.connect() as connection, reading(connection) as driver:
@@ -616,7 +668,7 @@ class FeedCache:
         return part
 
     async def _rows(self, **query: Any) -> list[Any]:
-        async with self.engine.connect() as connection, reading(connection) as driver:
+        async with self.queries.use() as driver:
             return await images.feed_records(driver, **query)
 
     async def _make_base(self, plan: _Plan) -> Part:
@@ -655,13 +707,14 @@ class FeedCache:
         )
 
     async def _make_active(self, member: uuid.UUID) -> Part:
-        async with self.engine.connect() as connection, reading(connection) as driver:
-            if not await users.is_active(driver, member):
-                raise Unauthorized(INVALID_TOKEN)  # deleted or deactivated since the token was issued
+        async with self.queries.use() as driver:
+            active = await users.is_active(driver, member)
+        if not active:
+            raise Unauthorized(INVALID_TOKEN)  # deleted or deactivated since the token was issued
         return _ACTIVE
 
     async def _query_page(self, viewer: uuid.UUID | None, request: FeedRequest, url_window: int) -> bytes:
-        async with self.engine.connect() as connection, reading(connection) as driver:
+        async with self.queries.use() as driver:
             return await feeds.page_json(
                 driver,
                 self.cards,

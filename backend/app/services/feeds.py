@@ -17,7 +17,7 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -148,27 +148,30 @@ class Cards:
     def __init__(self, urls: MediaUrlBuilder, *, max_cards: int = CARDS_KEPT) -> None:
         self.urls = urls
         self.max_cards = max_cards
-        self._json: OrderedDict[tuple[Any, ...], bytes | None] = OrderedDict()
+        self._cards: OrderedDict[Hashable, Card] = OrderedDict()
         self.made = 0
 
     def __len__(self) -> int:
-        return len(self._json)
+        return len(self._cards)
 
     def of(self, records: Iterable[Sequence[Any]], url_window: int) -> list[Card]:
-        """Cards for rows of FeedRow's fields, in their order; private URLs signed for `url_window`."""
+        """Cards for rows of FeedRow's fields, in their order (asyncpg records, or tuples); private URLs
+        signed for `url_window`."""
         out = []
-        cache = self._json
+        cards = self._cards
         for record in records:
-            values = tuple(record)
-            key = values if values[_PUBLIC] else (*values, url_window)
+            # A record hashes and compares as the tuple of its values: the row's card columns are the key.
+            key = record if record[_PUBLIC] else (record, url_window)
             try:
-                made = cache[key]
-                cache.move_to_end(key)
+                card = cards[key]
+                cards.move_to_end(key)
             except KeyError:
-                made = cache[key] = self._make(FeedRow(*values), url_window)
-                if len(cache) > self.max_cards:
-                    cache.popitem(last=False)
-            out.append(Card(values[_CREATED_AT], values[_ID], made))
+                card = cards[key] = Card(
+                    record[_CREATED_AT], record[_ID], self._make(FeedRow(*record), url_window)
+                )
+                if len(cards) > self.max_cards:
+                    cards.popitem(last=False)
+            out.append(card)
         return out
 
     def _make(self, row: FeedRow, url_window: int) -> bytes | None:
