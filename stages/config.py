@@ -385,7 +385,7 @@ class EnvironmentConfig:
     def max_db_connections(self) -> int:
         """The most connections the service can hold: every pool full, in every web worker of every task at
         maximum scale, every event worker task, one migration task, the cleanup task's one connection and
-        the password rotation function's one (README, "The database connection budget")."""
+        the password rotation function's one (backend/README.md, "The database connection budget")."""
         per_process = self.db_pool_size + self.db_max_overflow
         cleanup_task = 1  # stages/components/pending_cleanup.py: a pool of one
         rotation = 1  # stages/components/database.py: AWS's single-user rotation function tests the password
@@ -663,7 +663,7 @@ class PipelineConfig:
 
     The pipeline stack deploys to its own account (a tools account, or one of the environments' accounts)
     and deploys staging, then prod, into theirs; each of those accounts is bootstrapped with
-    `--trust <pipeline account>` (README, "Deploying").
+    `--trust <pipeline account>` (docs/deploying.md).
     """
 
     name: str

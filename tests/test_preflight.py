@@ -644,7 +644,7 @@ def test_a_missing_connection_is_fixed(world: World) -> None:
     )
     item = only(checks.check_connection(world.ctx, real_pipeline()))
     assert item.status is Status.FIX
-    assert "README, One-time setup" in item.fix
+    assert "docs/deploying.md, One-time setup" in item.fix
 
 
 # --- DNS -----------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`make chaos`: the local fault suite (README, "The fault suite").
+"""`make chaos`: the local fault suite (devstack/README.md, "The fault suite").
 
 It starts the real local stack (`python -m devstack up`, its own LOCAL_DIR and free ports), drives a steady
 load through it (registrations, uploads, feed and media reads), applies one fault after another (kill -9

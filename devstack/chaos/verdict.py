@@ -1,6 +1,6 @@
 """The pure part of the fault suite: request records, fault windows, the summary table and the assertions.
 
-What counts as a failure (README, "The fault suite"):
+What counts as a failure (devstack/README.md, "The fault suite"):
 
 - any 5xx other than 503 (a 500 is a bug; a 502/504 would mean something answers for a service that is
   gone), at any time;

@@ -146,7 +146,9 @@ def bootstrap_command(account: str, region: str, trusted: str | None) -> str:
     command = f"npx cdk bootstrap aws://{account}/{region}"
     if trusted and trusted != account:
         command += f" --trust {trusted} --cloudformation-execution-policies arn:aws:iam::aws:policy/AdministratorAccess"
-    return command + f"  (with credentials of account {account}; README, One-time setup: bootstrap)"
+    return (
+        command + f"  (with credentials of account {account}; docs/deploying.md, One-time setup: bootstrap)"
+    )
 
 
 def trusts(document: Any, account: str) -> bool:
@@ -239,7 +241,7 @@ def check_connection(ctx: Context, config: PipelineConfig) -> list[Item]:
                 group,
                 title,
                 f"no connection {config.connection_arn}",
-                "create it (README, One-time setup: connect the repository), finish its handshake in the "
+                "create it (docs/deploying.md, One-time setup: connect the repository), finish its handshake in the "
                 f"console, and put its ARN in connection_arn ({line})",
             )
         ]

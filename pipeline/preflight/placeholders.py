@@ -152,7 +152,7 @@ def pipeline_placeholders(config: PipelineConfig) -> list[tuple[FieldPath, str, 
             (
                 ("connection_arn",),
                 config.connection_arn,
-                "the ARN of your connection once it is Available (README, One-time setup: connect the repository)",
+                "the ARN of your connection once it is Available (docs/deploying.md, One-time setup: connect the repository)",
             )
         )
     if config.notification_email is None:

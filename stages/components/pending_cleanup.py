@@ -17,7 +17,7 @@ from stages.components.network import PRIVATE
 from stages.components.one_off_task import one_off_task
 from stages.config import EnvironmentConfig
 
-# The command holds one database connection at a time (README, "The database connection budget").
+# The command holds one database connection at a time (backend/README.md, "The database connection budget").
 CLEANUP_POOL = {"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"}
 
 

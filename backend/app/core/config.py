@@ -13,7 +13,7 @@ LOCAL_DEV_SECRET = "local-development-only-secret-key-change-me"  # noqa: S105 -
 
 
 class Settings(BaseSettings):
-    """Every setting of the backend (API, migrations, event worker). See the README for the table."""
+    """Every setting of the backend (API, migrations, event worker). backend/README.md has the table."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     DB_CONNECT_TIMEOUT: float = Field(default=3.0, gt=0, le=60)
     DB_STATEMENT_TIMEOUT_MS: int = Field(default=10_000, ge=0)
     # Shared feed parts (public and creator slices) kept per worker process, checked against the
-    # database's feed versions on every request (README, "The feed cache"); 0 turns the cache off. The
+    # database's feed versions on every request (backend/README.md, "The feed cache"); 0 turns the cache off. The
     # check keeps one of the pool's connections. Members' own parts are bounded in bytes.
     FEED_CACHE_ENTRIES: int = Field(default=512, ge=0, le=100_000)
     FEED_CACHE_MEMBER_BYTES: int = Field(default=32 * 2**20, ge=0, le=2**34)

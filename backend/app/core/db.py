@@ -174,7 +174,7 @@ def connection_options(
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
-    """An asyncpg engine whose pool is sized from the settings (README: the connection budget)."""
+    """An asyncpg engine whose pool is sized from the settings (backend/README.md: the connection budget)."""
     engine = create_async_engine(
         settings.database_url,
         pool_size=settings.DB_POOL_SIZE,
