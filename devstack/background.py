@@ -23,6 +23,22 @@ PROJECT = Path(__file__).resolve().parent.parent
 READY_PATH = "/api/v1/health/ready"
 
 
+def spawn_up(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`python -m devstack up` in the background, as a user runs `make up`: in its own session (a Ctrl-C
+    meant for its caller must not hit it before the caller stops it in order), its output appended to
+    `log_path`."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "devstack", "up"],
+            cwd=PROJECT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 class LocalStackError(RuntimeError):
     """The local stack did not come up; the message holds the end of its log."""
 
@@ -75,16 +91,7 @@ class LocalStack:
     def start(self, timeout: float = 240.0) -> None:
         """Start the stack and wait until its API is ready; raise LocalStackError with the log otherwise."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "devstack", "up"],
-                cwd=PROJECT,
-                env=self.env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C meant for us must not hit it before we stop it in order
-            )
+        self.process = spawn_up(self.env(), self.log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

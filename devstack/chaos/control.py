@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from devstack.background import is_ready
+from devstack.background import is_ready, spawn_up
 from devstack.chaos.verdict import Fault
 from devstack.postgres import LocalPostgres, free_port
 from devstack.stack import StackSettings, stack_processes
@@ -124,16 +124,7 @@ class Stack:
         self.starts += 1
         self._note(f"devstack up (start {self.starts})")
         offset = self.log_size()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "devstack", "up"],
-                cwd=PROJECT,
-                env=self.env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = spawn_up(self.env(), self.log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
