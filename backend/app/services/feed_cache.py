@@ -159,7 +159,7 @@ class FeedVersionReader:
                 await self._connect()
             known = None if self.listener is None else self.vector
             row = await self._statement.fetchrow(known, timeout=self._timeout)
-            vector = tuple(int(v) for v in row[0] or ())
+            vector = tuple(row[0] or ())
             if self.listener is not None and vector != self.vector:
                 changes = self._changes_up_to(vector, row[2])
                 self.change_loads += 1
