@@ -708,3 +708,34 @@ async def test_a_lost_query_connection_is_replaced_before_it_fails_a_request(
     await make_image(owner)  # a miss
     assert len(await _ids(client)) == 2
     assert _cache(app).queries.driver is not None and _cache(app).queries.driver is not held
+
+
+async def test_a_members_page_follows_public_parts_that_were_not_kept(
+    app: FastAPI, make_user: MakeUser, make_image: MakeImage
+) -> None:
+    """A member's page merged with a public part is remembered by that part: two public parts that were
+    made across a change (and so not kept) are still two parts, never one remembered page for both."""
+    member = await make_user()
+    await make_image(member)
+    await make_image(member, public=False, created_at=datetime.now(UTC) + timedelta(hours=1))
+    cache = _cache(app)
+    request = feeds.FeedRequest(None, feeds.Paging(limit=5))
+    make_base = cache._make_base
+
+    async def made_across_a_change(plan: Any, make: Any = make_base) -> Any:
+        part = await make(plan)
+        # as if a public post landed meanwhile: this part is not kept; the member's private part stays
+        cache._apply([Change(member.id, True, datetime.now(UTC))])
+        return part
+
+    cache._make_base = made_across_a_change
+    try:
+        for expected in (2, 3):
+            await cache.snapshot()
+            window = app.state.urls.expiry()
+            body = await cache.page(member.id, request, window)
+            assert len(json.loads(body)["results"]) == expected
+            assert cache.cached_page(None, request, window) is None  # the public part was not kept
+            await make_image(member)
+    finally:
+        del cache._make_base

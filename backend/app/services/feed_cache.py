@@ -659,11 +659,11 @@ class FeedCache:
             if self._inflight.get(flight_key) is flight:
                 del self._inflight[flight_key]
             self._trim_log()
+        if part is not _ACTIVE:  # kept or not: merged pages are remembered by their base part's serial
+            self._serial += 1
+            part.serial = self._serial
         flight.future.set_result(part)
         if keep and (self.enabled or key[0] == "active"):
-            if part is not _ACTIVE:
-                self._serial += 1
-                part.serial = self._serial
             self._store(key, part)
         return part
 
