@@ -146,6 +146,7 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"p99 {burst['p99_ms']} ms",
             f">= {TARGETS['feed_head_1000_fraction_of_ceiling']:.0%}",
             burst["fraction_of_ceiling"] >= TARGETS["feed_head_1000_fraction_of_ceiling"],
+            "rounds: " + ", ".join(f"{r:.0%}" for r in burst["fraction_of_ceiling_per_round"]),
         )
     memory = api.get("cache_memory") if isinstance(api, dict) else None
     if memory:
