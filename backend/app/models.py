@@ -231,9 +231,11 @@ class Image(ImageKeys, SQLModel, table=True):
 class FeedVersion(SQLModel, table=True):
     """Counters that change in the same transaction as anything a feed shows (migration 0002's triggers).
 
-    The feed cache (app/services/feed_cache.py) keys its pages by their sum: a commit that adds, hides or
-    changes a post, or renames or deactivates a member, bumps one slot (the writer's backend pid modulo
-    the slot count, so concurrent writers rarely wait on one row), and every cached page stops matching.
+    A commit that adds, hides or changes a post, or renames or deactivates a member, bumps one slot (the
+    writer's backend pid modulo the slot count, so concurrent writers rarely wait on one row) and records
+    what it changed under the new version (`FeedChange`, migration 0006). The feed cache
+    (app/services/feed_cache.py) reads the vector of slots on every request, with the changes since the
+    vector it knows, and drops only the cached parts they touch.
     """
 
     __tablename__ = "feed_version"
