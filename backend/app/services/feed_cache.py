@@ -592,14 +592,7 @@ class FeedCache:
         async with self.engine.connect() as connection, reading(connection) as driver:
             if viewer is not None and not await users.is_active(driver, viewer):
                 raise Unauthorized(INVALID_TOKEN)  # deleted or deactivated since the token was issued
-            return await feeds.page_json(
-                driver,
-                self.cards,
-                viewer_id=viewer,
-                creator_id=request.creator,
-                paging=request.paging,
-                url_window=url_window,
-            )
+            return await self._page_json(driver, viewer, request, url_window)
 
     def _member_page(self, plan: _Plan, base: Part, private: Part) -> bytes:
         assert base.body is not None
@@ -715,14 +708,20 @@ class FeedCache:
 
     async def _query_page(self, viewer: uuid.UUID | None, request: FeedRequest, url_window: int) -> bytes:
         async with self.queries.use() as driver:
-            return await feeds.page_json(
-                driver,
-                self.cards,
-                viewer_id=viewer,
-                creator_id=request.creator,
-                paging=request.paging,
-                url_window=url_window,
-            )
+            return await self._page_json(driver, viewer, request, url_window)
+
+    async def _page_json(
+        self, driver: Any, viewer: uuid.UUID | None, request: FeedRequest, url_window: int
+    ) -> bytes:
+        """One whole page from the database on `driver`, its cards from the card cache."""
+        return await feeds.page_json(
+            driver,
+            self.cards,
+            viewer_id=viewer,
+            creator_id=request.creator,
+            paging=request.paging,
+            url_window=url_window,
+        )
 
 
 def _size(cards: list[Card]) -> int:
