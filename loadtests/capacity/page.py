@@ -269,13 +269,10 @@ def _regression_banner(data: dict[str, Any] | None) -> str:
     return f'<p class="banner {css}" id="regression">Regression gate: {esc(data["headline"])}{detail}</p>'
 
 
-def _regression(data: dict[str, Any] | None) -> str:
-    if data is None or data.get("error") or not data.get("comparable"):
-        why = "" if data is None else data.get("error") or data.get("reason", "")
-        return f'<p id="vs-baseline">Not compared{": " + esc(why) if why else ""}.</p>'
-    base = data["baseline"]
+def _figures(made: dict[str, tuple[str | None, str]]) -> list[str]:
+    """One <figure> per chart id: the PNG inline with its caption, or the caption alone when it is missing."""
     figures = []
-    for chart_id, (png, caption) in regression_charts(data).items():
+    for chart_id, (png, caption) in made.items():
         if png:
             figures.append(
                 f'<figure id="chart-{chart_id}"><img alt="{esc(caption)}" src="data:image/png;base64,{png}">'
@@ -283,6 +280,15 @@ def _regression(data: dict[str, Any] | None) -> str:
             )
         else:
             figures.append(f'<figure id="chart-{chart_id}" class="missing"><p>{esc(caption)}</p></figure>')
+    return figures
+
+
+def _regression(data: dict[str, Any] | None) -> str:
+    if data is None or data.get("error") or not data.get("comparable"):
+        why = "" if data is None else data.get("error") or data.get("reason", "")
+        return f'<p id="vs-baseline">Not compared{": " + esc(why) if why else ""}.</p>'
+    base = data["baseline"]
+    figures = _figures(regression_charts(data))
     order = {"regressed": 0, "improved": 1, "same": 2}
     judged = sorted((v for v in data["verdicts"] if v["verdict"] in order), key=lambda v: order[v["verdict"]])
     unjudged = [v for v in data["verdicts"] if v["verdict"] not in order]
@@ -482,15 +488,7 @@ def _data(review: Review) -> str:
 def render(review: Review, regression: dict[str, Any] | None = None) -> str:
     """The whole page as one HTML string; `regression` is what regression.json holds (or an `error`)."""
     s = review.summary
-    figures = []
-    for chart_id, (png, caption) in charts(review).items():
-        if png:
-            figures.append(
-                f'<figure id="chart-{chart_id}"><img alt="{esc(caption)}" src="data:image/png;base64,{png}">'
-                f"<figcaption>{esc(caption)}</figcaption></figure>"
-            )
-        else:
-            figures.append(f'<figure id="chart-{chart_id}" class="missing"><p>{esc(caption)}</p></figure>')
+    figures = _figures(charts(review))
     title = f"Capacity review of load test {s.get('run_id')}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
