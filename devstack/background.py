@@ -101,7 +101,7 @@ class LocalStack:
                 )
             if is_ready(self.base_url):
                 return
-            time.sleep(0.5)
+            time.sleep(0.2)
         self.stop()
         raise LocalStackError(
             f"the local stack was not ready within {timeout:.0f} s; end of {self.log_path}:\n{_tail(self.log_path)}"

@@ -127,6 +127,7 @@ class Stack:
         self.children: list[Child] = []
         self.postgres: LocalPostgres | None = None
         self.app_env: dict[str, str] = {}
+        self.s3_server: Child | None = None
         self.owns_record = False  # only a run that started its services may forget them
 
     # --- helpers -----------------------------------------------------------------------------
@@ -232,13 +233,18 @@ class Stack:
             f"S3 + SQS (moto) at http://127.0.0.1:{s.s3_port}",
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        self._wait_for_line(child, "READY", timeout=60)
+        self.s3_server = child
         endpoint = f"http://127.0.0.1:{s.s3_port}"
         return {
             **common,
             "AWS_ENDPOINT_URL": endpoint,
             "EVENT_QUEUE_URL": queue_url(endpoint, s.layout.event_queue),
         }
+
+    def wait_for_s3(self) -> None:
+        """Until the S3 server started by `start_s3` serves (it restores the kept objects first)."""
+        if self.s3_server is not None:
+            self._wait_for_line(self.s3_server, "READY", timeout=60)
 
     def _wait_for_line(self, child: Child, marker: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -329,10 +335,13 @@ class Stack:
         self.check_ports()
         s.pid_file.write_text(str(os.getpid()))
         self.owns_record = True
-        db_env = self.start_postgres()
+        # The S3 server starts (and restores what it keeps) while PostgreSQL starts and migrates; the
+        # API starts once both answer.
         s3_env = self.start_s3()
+        db_env = self.start_postgres()
         self.app_env = self.build_app_env(db_env, s3_env)
         self.migrate()
+        self.wait_for_s3()
         self.start_api()
         self.start_workers()
         self._banner()
