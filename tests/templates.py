@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aws_cdk as cdk
 from aws_cdk.assertions import Template
@@ -134,6 +136,32 @@ class TopLevel:
 
 
 @dataclass
+class Background:
+    """A command started as soon as its input exists and read when a test needs its result: cfn-lint
+    runs on the other core while the session's tests go on."""
+
+    argv: list[str]
+    process: subprocess.Popen[bytes]
+    output: Path
+
+    @classmethod
+    def start(cls, argv: list[str], output: Path, cwd: Path) -> Background:
+        with output.open("wb") as out:
+            process = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        return cls(argv=argv, process=process, output=output)
+
+    def result(self, timeout: float = 600) -> tuple[int, str]:
+        """(exit code, stdout and stderr), waiting for the command to end."""
+        code = self.process.wait(timeout=timeout)
+        return code, self.output.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
 class Synthesized:
     """What the session's synthesis produced."""
 
@@ -142,6 +170,31 @@ class Synthesized:
     frontend_dist: Path
     stages: dict[str, StageTemplates]
     top: TopLevel | None = None
+    cfn_lint: dict[str, Background] = field(default_factory=dict)
+    """cfn-lint over the stages' templates ("stages") and the pipeline's ("top"), already running."""
+
+    @cached_property
+    def acknowledged(self) -> list[Acknowledged]:
+        """Every cdk-nag acknowledgment on the app's constructs. Walking the construct tree costs seconds
+        (a jsii call per construct's metadata), so the session walks it once."""
+        found = []
+        for construct in self.app.node.find_all():
+            for entry in construct.node.metadata:
+                if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                    found += [
+                        Acknowledged(
+                            construct.node.path, rule.removeprefix("Annotation::"), str(reason), construct
+                        )
+                        for rule, reason in entry.data.items()
+                    ]
+        return found
+
+
+class Acknowledged(NamedTuple):
+    path: str
+    rule: str
+    reason: str
+    construct: cdk.IConstruct
 
 
 def load_stage(outdir: Path, stage_id: str, config: EnvironmentConfig) -> StageTemplates:

@@ -21,8 +21,7 @@ import pytest
 import yaml
 from aws_cdk import aws_iam as iam
 
-from pipeline.changes import assemblies, report
-from pipeline.changes.synth import acknowledgments, write_acknowledgments
+from pipeline.changes import assemblies, between, report
 from pipeline.commands import NODE_VERSION, PYTHON_VERSION
 from stages import names
 from stages.app import build_stages_app
@@ -44,16 +43,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def acks(app: cdk.App) -> dict[tuple[str, str], str]:
-    return {(a["path"], a["rule"]): a["reason"] for a in acknowledgments(app)}
-
-
 @pytest.fixture(scope="module")
 def changed(
     synthesized: Synthesized, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict[tuple[str, str], str]]:
     """The prod Stage with a bigger web task, another cluster identifier, one more IAM statement and one
-    more acknowledgment (and its acknowledgments file, as a BASE synthesis writes it)."""
+    more acknowledgment (read from its assembly's metadata, as `make changes` reads a side's)."""
     folder = tmp_path_factory.mktemp("changed")
     config = dataclasses.replace(PROD, task_cpu=PROD.task_cpu * 2, task_memory_mib=PROD.task_memory_mib * 2)
     with pytest.MonkeyPatch.context() as patch:
@@ -73,8 +68,7 @@ def changed(
         cluster = next(c for c in app.node.find_all() if c.node.path == "Prod/Data/Database/Cluster")
         cdk.Validations.of(cluster).acknowledge(cdk.Acknowledgment(id=ADDED_RULE, reason=ADDED_REASON))
         app.synth()
-    write_acknowledgments(app, folder)
-    return folder / "cdk.out", report.load_acknowledgments(folder / "acknowledgments.json")
+    return folder / "cdk.out", between.acknowledgments(folder / "cdk.out")
 
 
 def compare(
@@ -95,7 +89,7 @@ def compare(
 
 @pytest.fixture(scope="module")
 def current(synthesized: Synthesized) -> tuple[Path, dict[tuple[str, str], str]]:
-    return synthesized.outdir, acks(synthesized.app)
+    return synthesized.outdir, between.acknowledgments(synthesized.outdir)
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +295,7 @@ def test_make_changes_against_head_end_to_end() -> None:
     assert result.returncode in (0, 1), result.stdout + result.stderr
     data = json.loads((report.REPORTS / "latest" / "changes.json").read_text())
     assert data["base"]["ref"] == "HEAD" and re.fullmatch(r"[0-9a-f]{40}", data["base"]["commit"])
-    assert (assemblies.CACHE / data["base"]["commit"] / "acknowledgments.json").exists()  # cached by commit
+    assert assemblies.synthesized(assemblies.CACHE / data["base"]["commit"])  # cached by commit
     assert data["exit"] == result.returncode
     assert "Report: reports/changes/" in result.stdout
     assert not [line for line in assemblies.git("worktree", "list").splitlines() if "yoctogram-base-" in line]

@@ -8,11 +8,8 @@ back (aws/aws-cdk#36649). Each test shifts the weights the way ECS does, then se
 from __future__ import annotations
 
 import importlib.util
-import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -32,27 +29,6 @@ def load_handler() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture
-def responses() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A loopback server standing in for CloudFormation's pre-signed response URL."""
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/response", received
-    server.shutdown()
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 
 import aws_cdk as cdk
@@ -78,17 +77,6 @@ LIBRARY = {
 }
 
 
-def acknowledgments(app: cdk.App) -> list[tuple[str, str, str, cdk.IConstruct]]:
-    """(construct path, rule id, reason, construct) of every acknowledgment in the app."""
-    found = []
-    for construct in app.node.find_all():
-        for entry in construct.node.metadata:
-            if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
-                for rule, reason in entry.data.items():
-                    found.append((construct.node.path, re.sub(r"^Annotation::", "", rule), reason, construct))
-    return found
-
-
 def base_rule(rule: str) -> str:
     """`AwsSolutions-IAM5[Resource::*]` -> `AwsSolutions-IAM5`: findings of one rule share a base."""
     return rule.split("[", 1)[0]
@@ -152,7 +140,7 @@ def gradual_deploy_acknowledgments(synthesized: Synthesized, name: str) -> set[t
 
 
 def test_acknowledgments_are_the_expected_ones(synthesized: Synthesized) -> None:
-    every = acknowledgments(synthesized.app)
+    every = synthesized.acknowledged
     for name, stage_id in STAGE_IDS.items():
         config = synthesized.stages[name].config
         expected = set(EXPECTED) | LIBRARY | (set() if config.retain_data else STAGING_ONLY)
@@ -186,7 +174,7 @@ def test_acknowledgments_are_the_expected_ones(synthesized: Synthesized) -> None
 
 def test_reasons_present_specific_and_on_narrow_constructs(synthesized: Synthesized) -> None:
     rules_by_reason: dict[str, set[str]] = defaultdict(set)
-    for path, rule, reason, construct in acknowledgments(synthesized.app):
+    for path, rule, reason, construct in synthesized.acknowledged:
         if (path.split("/", 1)[1], rule) in LIBRARY:
             continue
         assert reason.strip(), f"empty reason for {rule} on {path}"

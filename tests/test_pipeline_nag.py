@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 from pipeline.nag import KNOWN
 from pipeline.pipeline_stack import PipelineStack
 from tests.templates import ROOT, Synthesized
-from tests.test_nag import acknowledgments
 
-CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 TOP_LEVEL = ("Pipeline", "StagingPipelineAccess", "ProdPipelineAccess")
 
 
@@ -28,7 +23,7 @@ def test_the_pipelines_acknowledgments_are_narrow(synthesized: Synthesized) -> N
     """Outside the stages (tests/test_nag.py checks theirs): findings of single resources, three rules."""
     found = [
         (path, rule)
-        for path, rule, _, _ in acknowledgments(synthesized.app)
+        for path, rule, _, _ in synthesized.acknowledged
         if not path.startswith(("Staging/", "Prod/"))
     ]
     assert found
@@ -40,11 +35,12 @@ def test_the_pipelines_acknowledgments_are_narrow(synthesized: Synthesized) -> N
 
 
 def test_every_top_level_template_is_clean(synthesized: Synthesized) -> None:
-    templates = sorted(str(p) for p in synthesized.outdir.glob("*.template.json"))
+    lint = synthesized.cfn_lint["top"]  # started by the session's synthesis (tests/conftest.py)
+    templates = [arg for arg in lint.argv if arg.endswith(".template.json")]
     # the pipeline, the two access stacks and CodePipeline's us-east-1 replica bucket
     assert len(templates) == 4
-    lint = subprocess.run([str(CFN_LINT), *templates], cwd=ROOT, capture_output=True, text=True, check=False)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
+    code, output = lint.result()
+    assert code == 0, output
 
 
 def test_synthesis_of_the_pipeline_leaves_no_warning(synthesized: Synthesized) -> None:

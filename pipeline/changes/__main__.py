@@ -17,7 +17,7 @@ _BUNDLED_NODE = Path(__file__).resolve().parents[2] / "node_modules" / "node-lin
 if _BUNDLED_NODE.exists():  # stages.config imports aws_cdk, whose jsii runtime starts with the import
     os.environ.setdefault("JSII_NODE", str(_BUNDLED_NODE))
 
-from pipeline.changes import assemblies, report  # noqa: E402
+from pipeline.changes import assemblies, between, report  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         data = report.compare(
             base.assembly,
             head.assembly,
-            base_acknowledgments=report.load_acknowledgments(base.acknowledgments),
-            head_acknowledgments=report.load_acknowledgments(head.acknowledgments),
+            base_acknowledgments=between.acknowledgments(base.assembly),
+            head_acknowledgments=between.acknowledgments(head.assembly),
             allowances=allowances,
         )
     except (assemblies.ChangesError, ValueError, RuntimeError) as error:

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.changes.synth import ACKNOWLEDGMENTS, ASSEMBLY
+from pipeline.changes.synth import ASSEMBLY
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "changes"
@@ -36,7 +36,7 @@ class ChangesError(Exception):
 
 @dataclass(frozen=True)
 class Side:
-    """One synthesized side: the assembly folder and its acknowledgments file."""
+    """One synthesized side: the folder holding its assembly."""
 
     label: str
     commit: str
@@ -45,10 +45,6 @@ class Side:
     @property
     def assembly(self) -> Path:
         return self.folder / ASSEMBLY
-
-    @property
-    def acknowledgments(self) -> Path:
-        return self.folder / ACKNOWLEDGMENTS
 
 
 def git(*args: str, cwd: Path = ROOT) -> str:
@@ -126,10 +122,15 @@ def synth_environment() -> dict[str, str]:
     return env
 
 
+def synthesized(folder: Path) -> bool:
+    """True when `folder` holds a whole synthesis (a synthesis is built beside it and renamed into place)."""
+    return (folder / ASSEMBLY / "manifest.json").exists()
+
+
 def synthesize(checkout: Path, key: str, label: str) -> Path:
     """The cached synthesis of `checkout` under `key`, made when missing; returns its folder."""
     folder = CACHE / key
-    if (folder / ACKNOWLEDGMENTS).exists() and (folder / ASSEMBLY / "manifest.json").exists():
+    if synthesized(folder):
         print(f"==> {label}: reusing the synthesis in {folder.relative_to(ROOT)}", flush=True)
         return folder
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -169,7 +170,7 @@ def base_side(ref: str) -> Side:
     """BASE synthesized in a temporary worktree (removed afterwards), or from the cache."""
     commit = resolve(ref)
     label = f"BASE {ref} ({commit[:10]})"
-    if not (CACHE / commit / ACKNOWLEDGMENTS).exists():
+    if not synthesized(CACHE / commit):
         with tempfile.TemporaryDirectory(prefix="yoctogram-base-") as parent:
             checkout = Path(parent) / "checkout"
             git("worktree", "prune")  # forget the worktrees of an interrupted run

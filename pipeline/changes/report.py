@@ -114,11 +114,6 @@ def stacks(assembly: Path) -> dict[tuple[str, str], Path]:
     return found
 
 
-def load_acknowledgments(path: Path) -> dict[tuple[str, str], str]:
-    """(construct path, rule) -> reason."""
-    return {(a["path"], a["rule"]): a["reason"] for a in json.loads(path.read_text())}
-
-
 # --- the CDK's diff ------------------------------------------------------------------------------------
 def node_binary() -> str:
     if BUNDLED_NODE.exists():

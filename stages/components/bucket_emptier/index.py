@@ -9,6 +9,8 @@ import urllib.request
 
 import boto3
 
+PAGE = 1000  # the most versions S3 lists, and deletes, in one call
+
 
 def _respond(event, context, status, reason=""):
     body = json.dumps(
@@ -32,7 +34,7 @@ def empty(bucket_name):
     """Delete the first page of versions until there is none (paging while deleting would skip some)."""
     s3 = boto3.client("s3")
     while True:
-        page = s3.list_object_versions(Bucket=bucket_name, MaxKeys=1000)
+        page = s3.list_object_versions(Bucket=bucket_name, MaxKeys=PAGE)
         keys = [
             {"Key": item["Key"], "VersionId": item["VersionId"]}
             for item in page.get("Versions", []) + page.get("DeleteMarkers", [])
