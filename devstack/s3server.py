@@ -506,14 +506,19 @@ def serve(port: int, state_dir: Path | None, layout: Layout, interval: float = 1
         sys.exit(2)
     # This process's own clients (restore, setup, snapshots) use a private port of the same app.
     own = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
-    threading.Thread(target=own.serve_forever, name="s3-server-own", daemon=True).start()
+    # A short poll: `shutdown` waits for the loop's next look (half a second by default, twice per stop).
+    threading.Thread(
+        target=own.serve_forever, kwargs={"poll_interval": 0.1}, name="s3-server-own", daemon=True
+    ).start()
     own_endpoint = f"http://127.0.0.1:{own.server_address[1]}"
     if snapshot:
         snapshot.endpoint_url = own_endpoint
     restored = snapshot.restore() if snapshot else 0
     apply_setup(own_endpoint, layout)
     replayed = journal.replay() if journal else 0
-    thread = threading.Thread(target=server.serve_forever, name="s3-server", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="s3-server", daemon=True
+    )
     thread.start()
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     print(f"READY {endpoint} restored={restored} replayed={replayed}", flush=True)

@@ -323,7 +323,8 @@ class Stack:
             "worker",
             [sys.executable, "-m", "devstack.dispatcher"],
             "event worker + compressor dispatcher (local queue)",
-            env={**self.app_env, "EVENT_WAIT_SECONDS": "2"},
+            # A 1 s long poll: a stop (Ctrl-C, `make down`) waits for the receive in flight, no longer.
+            env={**self.app_env, "EVENT_WAIT_SECONDS": "1"},
         )
 
     # --- lifecycle ---------------------------------------------------------------------------
