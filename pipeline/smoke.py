@@ -220,6 +220,8 @@ class Smoke:
     def rendition(self) -> str:
         deadline = time.monotonic() + self.rendition_timeout_s
         state = "?"
+        # A rendition usually lands within a second: look again soon, then every 2 s.
+        pause = 0.25
         while time.monotonic() < deadline:
             page = expect(self.client.get(self.api(f"/feed/by_user/{self.user_id}")), 200).json()
             state = next(
@@ -229,7 +231,8 @@ class Smoke:
                 return self.media("rendition")
             if state == "rejected":
                 raise CheckFailed("the compressor rejected the smoke test's PNG")
-            self.sleep(2)
+            self.sleep(pause)
+            pause = min(2.0, pause * 2)
         raise CheckFailed(f"no rendition within {self.rendition_timeout_s:.0f} s (image state {state!r})")
 
     def cleanup(self) -> str:
