@@ -61,7 +61,12 @@ def build_stages_app(
     context = cdk_json_context()
     if commit:
         context[BUILD_COMMIT_CONTEXT] = commit
-    app = cdk.App(outdir=outdir, context=context, analytics_reporting=False)
+    # cfn-lint is the template gate (`make synth`, the pipeline's synth step, tests/test_cfn_lint.py). The
+    # CDK's built-in validator runs cfn-lint's rules again at every synthesis (about 3 s; its errors are
+    # only warnings by default), so it is off.
+    app = cdk.App(
+        outdir=outdir, context=context, analytics_reporting=False, builtin_cloud_formation_validation=False
+    )
     if frontend_dist is None:
         named = app.node.try_get_context(FRONTEND_BUILD_CONTEXT)
         frontend_dist = REPO_ROOT / named if named else FRONTEND_BUILD

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from tests.templates import ROOT, Synthesized
@@ -29,3 +30,13 @@ def test_each_ignored_rule_says_why() -> None:
             first -= 1
         assert lines[first].strip().startswith(f"# {rule} "), f"{rule} has no comment saying why"
         assert not rule.startswith("E"), f"errors are fixed, not ignored: {rule}"
+
+
+def test_cfn_lint_is_the_one_template_linter(synthesized: Synthesized) -> None:
+    """The CDK's built-in validator runs cfn-lint's rules again at every synthesis (compiled to
+    WebAssembly, about 3 s, its errors only warnings by default): cfn-lint above is the gate, so the
+    built-in copy is off. The synthesis's validation report (cdk-nag's plugin writes one) lists no
+    report of it."""
+    reports = list(synthesized.outdir.rglob("validation-report.json"))
+    plugins = {r["pluginName"] for path in reports for r in json.loads(path.read_text())["pluginReports"]}
+    assert reports and "CloudFormation Validate" not in plugins, plugins

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import aws_cdk as cdk
-from aws_cdk import Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -66,11 +64,4 @@ class Network(Construct):
                     service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[PRIVATE]
                 )
             },
-        )
-        Validations.of(self.vpc).acknowledge(
-            cdk.Acknowledgment(
-                id="CloudFormation-Validate::W3010",
-                reason="The subnets' availability zones are fixed in stages/config.py on purpose: synth makes "
-                "no lookup (offline, no credentials), and subnets must never move between deployments.",
-            )
         )
