@@ -107,6 +107,45 @@ class StackSettings:
         return str(self.local_dir.resolve())
 
 
+def postgres_env(settings: StackSettings) -> dict[str, str]:
+    """How the app reaches the database of a stack with these settings."""
+    if settings.database_url:
+        return {"DATABASE_URL": settings.database_url}
+    if settings.external_postgres:
+        return {}  # POSTGRES_HOST and the rest come from the environment
+    pg = LocalPostgres(root=settings.local_dir / "postgres", port=settings.pg_port)
+    return {
+        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_PORT": str(settings.pg_port),
+        "POSTGRES_USER": pg.user,
+        "POSTGRES_PASSWORD": pg.password,
+        "POSTGRES_DB": pg.database,
+    }
+
+
+def s3_env(settings: StackSettings) -> dict[str, str]:
+    """How the app reaches S3 and the event queue of a stack with these settings."""
+    buckets = {
+        "PUBLIC_IMAGES_BUCKET": settings.layout.public_bucket,
+        "PRIVATE_IMAGES_BUCKET": settings.layout.private_bucket,
+    }
+    if settings.aws_endpoint_url:
+        return {**buckets, "AWS_ENDPOINT_URL": settings.aws_endpoint_url}
+    endpoint = f"http://127.0.0.1:{settings.s3_port}"
+    return {
+        **buckets,
+        "AWS_ENDPOINT_URL": endpoint,
+        "EVENT_QUEUE_URL": queue_url(endpoint, settings.layout.event_queue),
+    }
+
+
+def app_environment(settings: StackSettings) -> dict[str, str]:
+    """The environment the API and the worker of a running stack with these settings have: what one more
+    of its processes needs (the smoke test starts a second API that trusts another media key)."""
+    stack = Stack(settings)
+    return stack.build_app_env(postgres_env(settings), s3_env(settings))
+
+
 def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
@@ -194,23 +233,13 @@ class Stack:
         except PostgresError as error:
             raise StackError(str(error)) from None
         self.postgres = pg
-        return {
-            "POSTGRES_HOST": "127.0.0.1",
-            "POSTGRES_PORT": str(s.pg_port),
-            "POSTGRES_USER": pg.user,
-            "POSTGRES_PASSWORD": pg.password,
-            "POSTGRES_DB": pg.database,
-        }
+        return postgres_env(s)
 
     def start_s3(self) -> dict[str, str]:
         s = self.settings
-        common = {
-            "PUBLIC_IMAGES_BUCKET": s.layout.public_bucket,
-            "PRIVATE_IMAGES_BUCKET": s.layout.private_bucket,
-        }
         if s.aws_endpoint_url:
             say(f"S3: using AWS_ENDPOINT_URL={s.aws_endpoint_url} (not starting the local S3 server)")
-            return {**common, "AWS_ENDPOINT_URL": s.aws_endpoint_url}
+            return s3_env(s)
         say(f"S3 + SQS: starting the local server on 127.0.0.1:{s.s3_port} (objects kept in .local/s3)")
         child = self.spawn(
             "s3",
@@ -234,12 +263,7 @@ class Stack:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.s3_server = child
-        endpoint = f"http://127.0.0.1:{s.s3_port}"
-        return {
-            **common,
-            "AWS_ENDPOINT_URL": endpoint,
-            "EVENT_QUEUE_URL": queue_url(endpoint, s.layout.event_queue),
-        }
+        return s3_env(s)
 
     def wait_for_s3(self) -> None:
         """Until the S3 server started by `start_s3` serves (it restores the kept objects first)."""
