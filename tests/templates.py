@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import aws_cdk as cdk
 from aws_cdk.assertions import Template
 
+from pipeline.changes import between
 from stages.config import EnvironmentConfig
 
 UNITS = ("Edge", "Network", "Data", "Migrations", "App")
@@ -174,27 +175,51 @@ class Synthesized:
     """cfn-lint over the stages' templates ("stages") and the pipeline's ("top"), already running."""
 
     @cached_property
-    def acknowledged(self) -> list[Acknowledged]:
-        """Every cdk-nag acknowledgment on the app's constructs. Walking the construct tree costs seconds
-        (a jsii call per construct's metadata), so the session walks it once."""
-        found = []
-        for construct in self.app.node.find_all():
-            for entry in construct.node.metadata:
+    def _outside_stacks(self) -> tuple[frozenset[str], list[Acknowledged]]:
+        """(the path of every stack, the acknowledgments on constructs outside every stack): a walk down
+        from the app that stops at each stack, so it visits the app, the stages and little else."""
+        stacks: set[str] = set()
+        found: list[Acknowledged] = []
+        pending = [self.app.node]
+        while pending:
+            node = pending.pop()
+            for entry in node.metadata:
                 if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
                     found += [
-                        Acknowledged(
-                            construct.node.path, rule.removeprefix("Annotation::"), str(reason), construct
-                        )
+                        Acknowledged(node.path, rule.removeprefix("Annotation::"), str(reason), True)
                         for rule, reason in entry.data.items()
                     ]
-        return found
+            for child in node.children:
+                if cdk.Stack.is_stack(child):
+                    stacks.add(child.node.path)
+                else:
+                    pending.append(child.node)
+        return frozenset(stacks), found
+
+    @property
+    def stack_paths(self) -> frozenset[str]:
+        """The construct path of every stack of the app."""
+        return self._outside_stacks[0]
+
+    @cached_property
+    def acknowledged(self) -> list[Acknowledged]:
+        """Every cdk-nag acknowledgment of the app. Those on constructs in a stack are read from the
+        assembly (the CDK writes each construct's metadata into its stack's metadata file; reading it
+        from each construct costs seconds of jsii calls); those on constructs outside every stack (the
+        app, a stage), which the assembly cannot carry, from the constructs themselves."""
+        in_stacks = [
+            Acknowledged(path, rule, reason, path in self.stack_paths)
+            for (path, rule), reason in between.acknowledgments(self.outdir).items()
+        ]
+        return in_stacks + self._outside_stacks[1]
 
 
 class Acknowledged(NamedTuple):
     path: str
     rule: str
     reason: str
-    construct: cdk.IConstruct
+    whole: bool
+    """On a whole stack, stage or app rather than on one of their constructs."""
 
 
 def load_stage(outdir: Path, stage_id: str, config: EnvironmentConfig) -> StageTemplates:
