@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from devstack import keys
-from devstack.postgres import LocalPostgres, PostgresError, port_in_use
+from devstack.postgres import (
+    DEFAULT_DB,
+    DEFAULT_PASSWORD,
+    DEFAULT_USER,
+    LocalPostgres,
+    PostgresError,
+    port_in_use,
+)
 from devstack.s3server import Layout, queue_url
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -113,13 +120,12 @@ def postgres_env(settings: StackSettings) -> dict[str, str]:
         return {"DATABASE_URL": settings.database_url}
     if settings.external_postgres:
         return {}  # POSTGRES_HOST and the rest come from the environment
-    pg = LocalPostgres(root=settings.local_dir / "postgres", port=settings.pg_port)
-    return {
+    return {  # the embedded server, made with LocalPostgres's defaults
         "POSTGRES_HOST": "127.0.0.1",
         "POSTGRES_PORT": str(settings.pg_port),
-        "POSTGRES_USER": pg.user,
-        "POSTGRES_PASSWORD": pg.password,
-        "POSTGRES_DB": pg.database,
+        "POSTGRES_USER": DEFAULT_USER,
+        "POSTGRES_PASSWORD": DEFAULT_PASSWORD,
+        "POSTGRES_DB": DEFAULT_DB,
     }
 
 
@@ -219,12 +225,12 @@ class Stack:
         s = self.settings
         if s.database_url:
             say("PostgreSQL: using DATABASE_URL (not starting the embedded server)")
-            return {"DATABASE_URL": s.database_url}
+            return postgres_env(s)
         if s.external_postgres:
             say(
                 f"PostgreSQL: using POSTGRES_HOST={os.environ['POSTGRES_HOST']} (not starting the embedded server)"
             )
-            return {}
+            return postgres_env(s)
         pg = LocalPostgres(root=s.local_dir / "postgres", port=s.pg_port)
         first = not pg.initialized
         say(f"PostgreSQL: {'creating' if first else 'starting'} the embedded server on 127.0.0.1:{s.pg_port}")
