@@ -6,6 +6,7 @@ and properties, never by (hashed) logical id.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import botocore.loaders
@@ -143,3 +145,14 @@ def responses() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     yield f"http://127.0.0.1:{server.server_port}/response", received
     server.shutdown()
     server.server_close()
+
+
+def load_file(name: str, path: Path) -> ModuleType:
+    """The Python file at `path` (a Lambda's handler, a script) loaded as a fresh module named `name`,
+    registered in sys.modules while it loads (dataclasses look their module up there)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

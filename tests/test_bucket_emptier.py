@@ -3,7 +3,6 @@ real HTTP server as CloudFormation's response URL."""
 
 from __future__ import annotations
 
-import importlib.util
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -11,14 +10,11 @@ import boto3
 from moto import mock_aws
 
 from stages.components.emptied_on_delete import HANDLER
+from tests.conftest import load_file
 
 
 def load_handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bucket_emptier", HANDLER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("bucket_emptier", HANDLER)
 
 
 def event(kind: str, url: str, bucket: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ back (aws/aws-cdk#36649). Each test shifts the weights the way ECS does, then se
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType, SimpleNamespace
@@ -18,17 +17,14 @@ import pytest
 from moto import mock_aws
 
 from stages.components.ecs_listener_rules import HANDLER
+from tests.conftest import load_file
 
 REGION = "us-west-2"
 CONTEXT = SimpleNamespace(log_stream_name="stream")
 
 
 def load_handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("listener_rule", HANDLER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("listener_rule", HANDLER)
 
 
 @dataclass

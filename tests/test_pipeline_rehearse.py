@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 from pipeline.commands import APPROVAL, GENERATED, IMAGE_SCAN, PROD_CHANGES, RECORD_RELEASE, RELEASES_LOCAL
 from pipeline.preflight.placeholders import locate
 from stages.config import STAGING
+from tests.conftest import load_file
 from tests.templates import ROOT, PipelineView
 
 # CDK Pipelines' own line that links an additional input (the cloud assembly) into a step's folder.
@@ -24,12 +23,7 @@ INPUT_LINK = re.compile(
 
 @pytest.fixture(scope="module")
 def rehearse() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rehearse", ROOT / "scripts" / "rehearse.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_file("rehearse", ROOT / "scripts" / "rehearse.py")
 
 
 def generated_step(pipeline: PipelineView, logical_id: str) -> str | None:

@@ -8,10 +8,8 @@ reached by address as the function reaches the load balancer's private addresses
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import json
 import ssl
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from stages.components.deployment_hook import ATTEMPTS, HANDLER, RETRY_SECONDS, STAGE
+from tests.conftest import load_file
 
 SERVER_NAME = "origin.staging.example.test"
 DIGEST = "sha256:" + "ab" * 32
@@ -34,12 +33,7 @@ REVISION = "arn:aws:ecs:us-west-2:111111111111:service-revision/yoctogram-stagin
 
 
 def load_hook() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("smoke_check", HANDLER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
+    return load_file("smoke_check", HANDLER)
 
 
 hook = load_hook()
